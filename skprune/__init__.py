@@ -1,0 +1,17 @@
+"""skprune: neural-network pruning as a scikit-learn estimator, built for sparse data.
+
+- :class:`PrunedClassifier`: train, prune and retrain a skorch classifier in ``fit``.
+- :class:`MLPModule`: a multi-layer perceptron whose first layer takes sparse input.
+- :mod:`skprune.callbacks`: the :class:`~skprune.callbacks.Pruning` skorch callback.
+- :mod:`skprune.masks`, :mod:`skprune.importance`, :mod:`skprune.schedules`: which
+  weights go, by what criterion, and when (pure torch).
+- :mod:`skprune.data`: batching scipy sparse matrices as torch sparse tensors.
+- :mod:`skprune.optim`: :class:`~skprune.optim.LazyAdam`, Adam with row-sparse steps.
+- :mod:`skprune.datasets`: a generator of text-like sparse data.
+"""
+
+from ._classifier import PrunedClassifier
+from .modules import MLPModule
+
+__all__ = ["MLPModule", "PrunedClassifier"]
+__version__ = "0.1.0"

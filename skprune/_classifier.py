@@ -1,0 +1,219 @@
+""":class:`PrunedClassifier`: train, prune and retrain a skorch classifier in fit."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.base import ClassifierMixin
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted
+from sklearn_compat.base import _fit_context
+from sklearn_compat.utils.validation import validate_data
+from skorch import NeuralNetClassifier
+
+from ._base import ACCEPTED_SPARSE, BasePruned, _as_batchable
+from .modules import MLPModule
+from .optim import LazyAdam
+
+__all__ = ["PrunedClassifier", "default_classifier_net"]
+
+
+def default_classifier_net() -> NeuralNetClassifier:
+    """The skorch net :class:`PrunedClassifier` uses when ``estimator=None``.
+
+    An :class:`~skprune.MLPModule` with one hidden layer of 256 units, ReLU and
+    dropout 0.5, trained with cross-entropy and :class:`~skprune.optim.LazyAdam`
+    (learning rate 1e-3) in shuffled batches of 64 for 6 epochs, on all the data
+    (``train_split=None``: inside a grid search no data is held out behind the
+    search's back), silently. The first layer's gradient is row-sparse.
+    """
+    return NeuralNetClassifier(
+        MLPModule,
+        module__hidden_layer_sizes=(256,),
+        module__dropout=0.5,
+        module__sparse_grad=True,
+        criterion=torch.nn.CrossEntropyLoss,
+        optimizer=LazyAdam,
+        lr=1e-3,
+        max_epochs=6,
+        batch_size=64,
+        iterator_train__shuffle=True,
+        train_split=None,
+        verbose=0,
+    )
+
+
+class PrunedClassifier(ClassifierMixin, BasePruned):
+    """A neural-network classifier that is trained, pruned and retrained in ``fit``.
+
+    Wraps an unfitted skorch :class:`~skorch.NeuralNetClassifier`. ``fit`` clones
+    it, sets its module's input and output sizes from the data, trains it dense
+    for its ``max_epochs``, prunes ``prune_ratio`` of its prunable weights (or
+    hidden units, or input features) and retrains what is left, following
+    ``schedule``. Pruned weights are exactly zero after every optimizer step.
+    scipy sparse input is batched as torch sparse tensors, never densified.
+
+    Parameters
+    ----------
+    estimator : skorch.NeuralNetClassifier, default=None
+        The unfitted net to train; it is cloned, never modified. None uses
+        :func:`default_classifier_net`. Modules whose constructor takes
+        ``n_features`` and ``n_classes`` get them from the data. Its
+        ``max_epochs`` is the number of dense training epochs; its ``train_split``
+        is kept (the default net holds no data out).
+    prune_ratio : float in [0, 1), default=0.5
+        Fraction pruned in the end: of the prunable weights for
+        ``granularity="weight"``, of the hidden units for ``"neuron"``, of the
+        input features for ``"feature"``. 0.0 trains the unpruned control, for
+        exactly as many epochs with the same learning rates.
+    importance : {"magnitude", "taylor", "random"} or callable, default="magnitude"
+        How weights are ranked: ``|w|``; ``|w| * mean|dL/dw|`` over the training
+        batches before pruning; random scores (a control); or a callable
+        ``(name, weight, grad) -> scores`` of the weight's shape.
+    granularity : {"weight", "neuron", "feature"}, default="weight"
+        What is removed: single weights, whole hidden units, or whole input
+        features (a feature selection, see ``get_support``).
+    scope : {"global", "layer"}, default="global"
+        One ranking across all prunable layers, or ``prune_ratio`` in each layer.
+    schedule : {"oneshot", "iterative", "gradual"}, default="oneshot"
+        Prune once; prune ``n_rounds`` times, each round removing the same
+        fraction of what is left and retraining; or raise the sparsity in
+        ``n_rounds`` small steps on the cubic schedule of Zhu & Gupta (2017).
+    n_rounds : int, default=1
+        Rounds of ``"iterative"``, steps of ``"gradual"``.
+    retrain_epochs : int, default=None
+        Epochs of retraining after each round; None means two thirds of the
+        net's ``max_epochs`` (at least 1).
+    retrain_lr_factor : float, default=1.0
+        Learning rate during retraining, as a multiple of the initial one.
+    rewind : bool, default=False
+        Reset surviving weights to their values after ``rewind_epoch`` epochs
+        after each pruning step (lottery-ticket rewinding).
+    rewind_epoch : int, default=0
+        Epoch whose weights ``rewind`` restores; 0 is the initialisation.
+    min_keep : int or float, default=1
+        Floor per layer: a count, or a fraction in (0, 1), of its weights (units,
+        features) that always survives.
+    prune_output : bool, default=False
+        Whether the output layer's weights are prunable.
+    prune_bias : bool, default=False
+        Whether biases are prunable (``granularity="weight"`` only).
+    layers : list of str, default=None
+        ``fnmatch`` patterns of the weight names to prune, for example
+        ``["layers.0.weight"]``; None means every layer but the output layer.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, shuffling, dropout and random importance;
+        an int makes two fits give identical predictions.
+
+    Attributes
+    ----------
+    estimator_ : skorch.NeuralNetClassifier
+        The fitted net, with its pruning callback under ``callbacks_``.
+    classes_ : ndarray of shape (n_classes,)
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Defined only when ``X`` has string column names.
+    masks_ : dict of str to ndarray of bool
+        For each parameter that pruning touched, True where a weight is kept.
+    sparsity_ : float
+        Fraction of the prunable weights that are exactly zero.
+    n_params_ : int
+        Number of prunable weights.
+    n_nonzero_params_ : int
+        Number of prunable weights that are not zero.
+    support_ : ndarray of bool of shape (n_features_in_,)
+        Input features that kept at least one weight in the first layer.
+    pruning_report_ : list of dict
+        One row per layer (``pandas.DataFrame(pruning_report_)`` shows it).
+    pruning_history_ : list of dict
+        One row per pruning step: target ratio, achieved sparsity, loss and score
+        before pruning, after it and after retraining.
+    flops_ : dict
+        Theoretical operations of one prediction, ``"dense"`` and ``"pruned"``.
+
+    See Also
+    --------
+    skprune.callbacks.Pruning : The callback that does the pruning, for plain
+        skorch nets.
+    sklearn.neural_network.MLPClassifier : A dense, unpruned network.
+
+    Examples
+    --------
+    >>> from skprune import PrunedClassifier
+    >>> from skprune.datasets import make_text_classification
+    >>> X, y = make_text_classification(300, 2000, random_state=0)
+    >>> clf = PrunedClassifier(prune_ratio=0.9, random_state=0).fit(X, y)
+    >>> round(clf.sparsity_, 2)
+    0.9
+    >>> clf.predict(X[:3]).shape
+    (3,)
+    """
+
+    _net_class = NeuralNetClassifier
+
+    def _default_estimator(self):
+        return default_classifier_net()
+
+    def _encode_targets(self, y):
+        check_classification_targets(y)
+        encoder = LabelEncoder().fit(y)
+        self.classes_ = encoder.classes_
+        if len(self.classes_) < 2:
+            raise ValueError(
+                "PrunedClassifier needs samples of at least 2 classes in y; got "
+                f"only class {self.classes_[0]!r}."
+            )
+        return encoder.transform(y).astype(np.int64)
+
+    def _module_sizes(self) -> dict:
+        return {"n_features": self.n_features_in_, "n_classes": len(self.classes_)}
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y):
+        """Train, prune and retrain the network.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Any scipy sparse format or a dense array; converted to float32.
+        y : array-like of shape (n_samples,)
+            Class labels of any type.
+
+        Returns
+        -------
+        self : PrunedClassifier
+        """
+        return self._fit(X, y)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Columns follow ``classes_``.
+        """
+        check_is_fitted(self)
+        X = validate_data(
+            self, X, accept_sparse=ACCEPTED_SPARSE, dtype=np.float32, reset=False
+        )
+        return self.estimator_.predict_proba(_as_batchable(X)).astype(np.float64)
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted class labels.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,)
+        """
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]

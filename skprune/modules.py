@@ -1,0 +1,197 @@
+"""Torch modules that take sparse input: :class:`SparseLinear` and :class:`MLPModule`.
+
+A batch of a scipy CSR matrix arrives here as a torch sparse CSR tensor. The first
+layer multiplies it with its weight through ``embedding_bag`` (a gather and a sum per
+row, the cost of the stored values), so no batch is ever densified. With
+``sparse_grad=True`` the first layer's gradient holds only the rows (input features)
+that the batch touched, which :class:`skprune.optim.LazyAdam` steps lazily.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = ["MLPModule", "SparseLinear"]
+
+_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "logistic": nn.Sigmoid}
+
+
+class SparseLinear(nn.Module):
+    """Affine layer ``x @ weight + bias`` whose input may be sparse.
+
+    Parameters
+    ----------
+    in_features : int
+        Number of input features.
+    out_features : int
+        Number of output units.
+    bias : bool, default=True
+        Whether to learn an additive bias.
+    sparse_grad : bool, default=False
+        If True, the gradient of ``weight`` is a sparse tensor holding only the rows
+        of the input features present in the batch. Optimizers must then accept
+        sparse gradients (:class:`skprune.optim.LazyAdam`, ``torch.optim.SGD``).
+        Dense input then goes through the sparse path as well, so that training
+        does not depend on the input's format.
+
+    Attributes
+    ----------
+    weight : torch.nn.Parameter of shape (in_features, out_features)
+        Stored input-major, the transpose of :class:`torch.nn.Linear`, so that one
+        input feature is one row: that is what makes row-sparse gradients possible.
+    bias : torch.nn.Parameter of shape (out_features,) or None
+    in_axis : int
+        Axis of ``weight`` indexed by input features (0 here, 1 for ``nn.Linear``).
+    """
+
+    in_axis = 0
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        sparse_grad: bool = False,
+    ) -> None:
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        self.sparse_grad = sparse_grad
+        self.weight = nn.Parameter(torch.empty(in_features, out_features))
+        self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Initialise like :class:`torch.nn.Linear`: uniform in ``±1/sqrt(fan_in)``."""
+        bound = 1.0 / math.sqrt(self.in_features) if self.in_features else 0.0
+        nn.init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.layout == torch.sparse_coo:
+            x = x.coalesce().to_sparse_csr()
+        elif x.layout == torch.strided and self.sparse_grad:
+            # A dense batch takes the sparse path too, so that the gradient (and
+            # with it a lazy optimizer's trajectory) does not depend on the format.
+            x = x.to_sparse_csr()
+        if x.layout == torch.sparse_csr:
+            out = F.embedding_bag(
+                x.col_indices(),
+                self.weight,
+                x.crow_indices(),
+                mode="sum",
+                sparse=self.sparse_grad,
+                per_sample_weights=x.values().to(self.weight.dtype),
+                include_last_offset=True,
+            )
+        else:
+            out = x.to(self.weight.dtype) @ self.weight
+        if self.bias is not None:
+            out = out + self.bias
+        return out
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}, sparse_grad={self.sparse_grad}"
+        )
+
+
+class MLPModule(nn.Module):
+    """Multi-layer perceptron whose first layer takes sparse or dense input.
+
+    The layers are ``SparseLinear(n_features, h1)``, then ``nn.Linear`` for every
+    further hidden layer and for the output, with an activation and dropout after
+    each hidden layer. The output is unnormalised scores (logits), to be paired
+    with ``torch.nn.CrossEntropyLoss``.
+
+    Parameters
+    ----------
+    n_features : int
+        Number of input features. :class:`skprune.PrunedClassifier` sets it from
+        the data.
+    n_classes : int
+        Number of outputs. :class:`skprune.PrunedClassifier` sets it from the data.
+    hidden_layer_sizes : int or sequence of int, default=(256,)
+        Width of each hidden layer; empty for a linear model.
+    activation : {"relu", "tanh", "logistic"}, default="relu"
+        Non-linearity after each hidden layer.
+    dropout : float, default=0.5
+        Dropout probability after each hidden layer's activation.
+    sparse_grad : bool, default=False
+        Passed to the first layer: make its gradient row-sparse. Needs an
+        optimizer that accepts sparse gradients, such as
+        :class:`skprune.optim.LazyAdam`.
+
+    Attributes
+    ----------
+    layers : torch.nn.ModuleList
+        The affine layers, input first, output last.
+    accepts_sparse_input : bool
+        Class attribute telling :class:`skprune.PrunedClassifier` that batches may
+        be handed over as torch sparse tensors. Modules without it get dense
+        batches (densified one batch at a time).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skprune import MLPModule
+    >>> module = MLPModule(n_features=1000, n_classes=3, hidden_layer_sizes=(32,))
+    >>> x = torch.sparse_csr_tensor([0, 2, 3], [5, 900, 7], [1.0, 0.5, 2.0], (2, 1000))
+    >>> module(x).shape
+    torch.Size([2, 3])
+    """
+
+    accepts_sparse_input = True
+
+    def __init__(
+        self,
+        n_features: int,
+        n_classes: int,
+        hidden_layer_sizes: int | Sequence[int] = (256,),
+        activation: str = "relu",
+        dropout: float = 0.5,
+        sparse_grad: bool = False,
+    ) -> None:
+        super().__init__()
+        if activation not in _ACTIVATIONS:
+            raise ValueError(
+                f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}."
+            )
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
+        if isinstance(hidden_layer_sizes, int):  # as in MLPClassifier
+            hidden_layer_sizes = (hidden_layer_sizes,)
+        sizes = [n_features, *hidden_layer_sizes, n_classes]
+        if not all(isinstance(size, int | np.integer) for size in sizes):
+            raise ValueError(
+                "n_features, n_classes and hidden_layer_sizes must be integers, "
+                f"got layer sizes {sizes}."
+            )
+        sizes = [int(size) for size in sizes]
+        if any(size < 1 for size in sizes):
+            raise ValueError(
+                "n_features, n_classes and hidden_layer_sizes must all be positive, "
+                f"got layer sizes {sizes}."
+            )
+        self.n_features = sizes[0]
+        self.n_classes = sizes[-1]
+        self.hidden_layer_sizes = tuple(sizes[1:-1])
+        first = SparseLinear(sizes[0], sizes[1], sparse_grad=sparse_grad)
+        rest = [nn.Linear(a, b) for a, b in zip(sizes[1:-1], sizes[2:], strict=True)]
+        self.layers = nn.ModuleList([first, *rest])
+        self.activation = _ACTIVATIONS[activation]()
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        *hidden, output = self.layers
+        for layer in hidden:
+            x = self.dropout(self.activation(layer(x)))
+        return output(x)

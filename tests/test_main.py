@@ -1,0 +1,161 @@
+"""Tests for the command line, ``python -m skprune`` (:mod:`skprune.__main__`)."""
+
+import argparse
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import dump_svmlight_file
+
+from skprune.__main__ import main, parse_ratios
+from skprune.datasets import make_text_classification
+
+# Tiny runs: 2 folds of 100 samples, one dense and one retraining epoch.
+TINY = ["--epochs", "1", "--cv", "2"]
+TINY_BUILTIN = [*TINY, "--n-samples", "200", "--n-features", "2000"]
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    # The nets are tiny: a second intra-op thread only adds overhead, a lot of it
+    # on a busy machine. Restored afterwards.
+    n_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n_threads)
+
+
+def _table(out):
+    """The rows of the printed table, as lists of cells."""
+    lines = out.splitlines()
+    rule = next(i for i, line in enumerate(lines) if re.fullmatch(r"[- ]+", line))
+    header = re.split(r"\s{2,}", lines[rule - 1].strip())
+    rows = [re.split(r"\s{2,}", line.strip()) for line in lines[rule + 1 :] if line]
+    assert all(len(row) == len(header) for row in rows), out
+    return [dict(zip(header, row)) for row in rows]
+
+
+def _kept(row):
+    kept, total = (int(n.replace(",", "")) for n in row["kept weights"].split("/"))
+    return kept, total
+
+
+def test_builtin_data_one_row_per_ratio(capsys):
+    assert main([*TINY_BUILTIN, "--ratios", "0,0.9"]) == 0
+    out = capsys.readouterr().out
+    assert "200 samples x 2,000 features" in out
+    assert "4 classes" in out
+
+    rows = _table(out)
+    assert [row["ratio"] for row in rows] == ["0.00", "0.90"]
+    # 2,000 x 256 prunable weights in the first layer; the output layer is kept.
+    assert _kept(rows[0]) == (2000 * 256, 2000 * 256)
+    assert rows[0]["kept %"] == "100.0%"
+    kept, total = _kept(rows[1])
+    assert total == 2000 * 256
+    assert kept == pytest.approx(0.1 * total, rel=0.01)
+    assert rows[1]["kept %"] == "10.0%"
+    for row in rows:
+        assert 0.0 <= float(row["acc mean"]) <= 1.0
+        assert 0.0 <= float(row["acc std"]) <= 0.5
+        assert float(row["fit s"]) > 0
+
+
+def test_data_file(tmp_path, capsys):
+    X, y = make_text_classification(120, 2000, n_classes=3, random_state=1)
+    path = tmp_path / "train.svm"
+    dump_svmlight_file(X, y + 1, str(path))  # labels 1, 2, 3
+
+    assert main(["--data", str(path), *TINY, "--ratios", "0,0.5"]) == 0
+    out = capsys.readouterr().out
+    assert str(path) in out
+    assert re.search(r"120 samples x 1,99\d features", out)
+    assert "3 classes (samples per class: 1: " in out
+    rows = _table(out)
+    assert [row["kept %"] for row in rows] == ["100.0%", "50.0%"]
+
+
+def test_missing_data_file(tmp_path, capsys):
+    path = tmp_path / "missing.svm"
+    assert main(["--data", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "not found" in err
+    assert str(path) in err
+    assert "Traceback" not in err
+
+
+def test_malformed_data_file(tmp_path, capsys):
+    path = tmp_path / "bad.svm"
+    path.write_text("this is not an svmlight file\n")
+    assert main(["--data", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot read {path}" in err
+    assert "Traceback" not in err
+
+
+def test_continuous_labels_are_rejected(tmp_path, capsys):
+    X, _ = make_text_classification(20, 2000, random_state=0)
+    path = tmp_path / "regression.svm"
+    dump_svmlight_file(X, np.random.default_rng(0).random(20), str(path))
+    assert main(["--data", str(path)]) == 2
+    assert "not class labels" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "ratios, problem",
+    [
+        ("0,1", "prune ratio 1 is outside [0, 1)"),
+        ("0.5,-0.1", "prune ratio -0.1 is outside [0, 1)"),
+        ("0,abc", "prune ratio 'abc' is not a number"),
+        ("0,,0.9", "expected comma-separated numbers"),
+        ("nan", "prune ratio nan is outside [0, 1)"),
+    ],
+)
+def test_bad_ratios(ratios, problem, capsys):
+    assert main(["--ratios", ratios]) == 2
+    err = capsys.readouterr().err
+    assert "argument --ratios" in err
+    assert problem in err
+
+
+def test_parse_ratios():
+    assert parse_ratios("0, 0.5,0.95") == (0.0, 0.5, 0.95)
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_ratios("")
+
+
+@pytest.mark.parametrize(
+    "argv, problem",
+    [
+        (["--cv", "1"], "argument --cv: must be at least 2"),
+        (["--data", "x.svm", "--n-samples", "10"], "apply to the built-in data"),
+        (["--n-features", "500"], "cannot make the built-in data: n_features=500"),
+        (["--n-samples", "20", "--n-features", "2000", "--cv", "10"], "--cv 10"),
+    ],
+)
+def test_usage_errors(argv, problem, capsys):
+    assert main(argv) == 2
+    assert problem in capsys.readouterr().err
+
+
+def test_help_runs_as_module():
+    # From the repository root, so that it works whether or not skprune is
+    # installed.
+    result = subprocess.run(
+        [sys.executable, "-m", "skprune", "--help"],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: python -m skprune")
+    for option in ("--data", "--ratios", "--cv", "--n-samples", "--n-features"):
+        assert option in result.stdout
+    for option in ("--epochs", "--random-state", "--n-jobs"):
+        assert option in result.stdout
