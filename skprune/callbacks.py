@@ -23,8 +23,8 @@ from . import importance as importance_lib
 from .masks import (
     PrunableLayer,
     apply_masks,
-    enforce_masks_on_rows,
     find_prunable_layers,
+    mask_sparse_gradient,
     matching_names,
     reachable_ratio,
     select_masks,
@@ -186,11 +186,7 @@ class Pruning(Callback):
             self.prunable_ = self._select_prunable(self.layers_, params)
             self.initial_sparsity_ = _zero_fraction([params[n] for n in self.prunable_])
             self._check_against_module(params)
-        self._active = [
-            (params[name], ~mask)
-            for name, mask in self.masks_.items()
-            if not bool(mask.all())
-        ]
+        self._activate(params)
         if self._initial_lrs is None:
             self._initial_lrs = [g["lr"] for g in net.optimizer_.param_groups]
         if self.rewind and self._snapshot is None and self.rewind_epoch == 0:
@@ -210,7 +206,12 @@ class Pruning(Callback):
     def on_grad_computed(
         self, net, named_parameters, batch=None, training=True, **kwargs
     ):
-        if not training or not self._collects_gradients():
+        if not training:
+            return
+        for param, pruned in self._active:
+            if param.grad is not None and param.grad.is_sparse:
+                mask_sparse_gradient(param, pruned)
+        if not self._collects_gradients():
             return
         wanted = set(self._scored)
         for name, param in named_parameters:
@@ -230,7 +231,12 @@ class Pruning(Callback):
     def on_batch_end(self, net, batch=None, training=True, **kwargs):
         if not training:
             return
-        self._enforce(net)
+        # Dense gradients can move any weight: re-zero the pruned ones after the
+        # step. Row-sparse gradients were masked before it (on_grad_computed).
+        with torch.no_grad():
+            for param, pruned in self._active:
+                if param.grad is None or not param.grad.is_sparse:
+                    param.masked_fill_(pruned, 0.0)
         self._batches_in_epoch += 1
         if self._batches_in_epoch >= self._batches_per_epoch:
             return  # steps at the end of an epoch are taken in on_epoch_end
@@ -242,6 +248,8 @@ class Pruning(Callback):
 
     def on_epoch_end(self, net, **kwargs):
         self.epochs_done_ += 1
+        if self.masks_:  # a cheap guarantee, for optimizers that move zeros
+            apply_masks(dict(net.module_.named_parameters()), self.masks_)
         if (
             self.rewind
             and self._snapshot is None
@@ -286,11 +294,7 @@ class Pruning(Callback):
                     params[name].copy_(value)
             net.optimizer_.state.clear()
         apply_masks(params, self.masks_, net.optimizer_)
-        self._active = [
-            (params[name], ~mask)
-            for name, mask in self.masks_.items()
-            if not bool(mask.all())
-        ]
+        self._activate(params)
         if self._next_step == 0:
             for group, lr in zip(
                 net.optimizer_.param_groups, self._initial_lrs, strict=True
@@ -510,14 +514,13 @@ class Pruning(Callback):
             return self.steps_[self._next_step]
         return None
 
-    def _enforce(self, net):
-        for param, pruned in getattr(self, "_active", ()):
-            grad = param.grad
-            if grad is not None and grad.is_sparse:
-                enforce_masks_on_rows(param, ~pruned, grad._indices()[0])
-            else:
-                with torch.no_grad():
-                    param.masked_fill_(pruned, 0.0)
+    def _activate(self, params):
+        """Pair each parameter that has pruned weights with its pruned mask."""
+        self._active = [
+            (params[name], ~mask)
+            for name, mask in self.masks_.items()
+            if not bool(mask.all())
+        ]
 
     def _eval_name(self, net):
         return "validation" if net.train_split else "training"

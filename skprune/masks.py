@@ -23,6 +23,7 @@ __all__ = [
     "PrunableLayer",
     "apply_masks",
     "find_prunable_layers",
+    "mask_sparse_gradient",
     "reachable_ratio",
     "select_masks",
 ]
@@ -266,13 +267,26 @@ def apply_masks(
 
 
 @torch.no_grad()
-def enforce_masks_on_rows(
-    param: torch.Tensor, mask: torch.Tensor, rows: torch.Tensor
-) -> None:
-    """Re-zero the pruned entries of ``param`` in the given rows only.
+def mask_sparse_gradient(param: torch.Tensor, pruned: torch.Tensor) -> None:
+    """Zero the entries of ``param``'s row-sparse gradient that fall on pruned weights.
 
-    After a row-sparse optimizer step only the rows the batch touched can have
-    changed, so only they need masking: the cost follows the batch, not the layer.
+    The gradient is coalesced (as the optimizer would do anyway) and replaced.
+    The cost follows the rows the batch touched, not the size of the layer. With
+    a pruned weight, its optimizer state and its gradient all zero, torch's
+    optimizers that accept sparse gradients (``SGD``, ``SparseAdam``,
+    ``Adagrad``, :class:`skprune.optim.LazyAdam`) leave the weight at exactly zero.
+
+    Parameters
+    ----------
+    param : torch.Tensor
+        A parameter whose ``grad`` is a sparse COO tensor (sparse in its first
+        dimension).
+    pruned : torch.Tensor of bool
+        True where the weight is pruned, of ``param``'s shape.
     """
-    rows = torch.unique(rows.to(param.device))
-    param[rows] = param[rows].masked_fill(~mask[rows].to(param.device), 0.0)
+    grad = param.grad.coalesce()
+    rows = grad.indices()[0]
+    values = grad.values().masked_fill(pruned.to(rows.device)[rows], 0.0)
+    param.grad = torch.sparse_coo_tensor(
+        grad.indices(), values, grad.shape, is_coalesced=True, check_invariants=False
+    )

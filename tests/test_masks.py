@@ -7,13 +7,14 @@ from torch import nn
 from skprune.masks import (
     PrunableLayer,
     apply_masks,
-    enforce_masks_on_rows,
     find_prunable_layers,
+    mask_sparse_gradient,
     matching_names,
     reachable_ratio,
     select_masks,
 )
 from skprune.modules import MLPModule, SparseLinear
+from skprune.optim import LazyAdam
 
 SHAPES = {"a": (4, 3), "b": (3, 4), "c": (6,)}  # 12 + 12 + 6 = 30 entries
 
@@ -344,27 +345,43 @@ def test_apply_masks_with_unknown_name_raises():
         apply_masks(dict(net.named_parameters()), {"nope": torch.ones(2, 2).bool()})
 
 
-# enforce_masks_on_rows ----------------------------------------------------------------
+# mask_sparse_gradient -----------------------------------------------------------------
 
 
-def test_enforce_masks_on_rows_touches_only_the_given_rows():
-    param = torch.arange(1.0, 19.0).reshape(6, 3)
-    original = param.clone()
-    mask = torch.ones(6, 3, dtype=torch.bool)
-    mask[1, 0] = mask[2, 2] = mask[4, 1] = mask[4, 2] = False
-    enforce_masks_on_rows(param, mask, torch.tensor([4, 1, 4]))  # duplicates allowed
-
-    expected = original.clone()
-    expected[1, 0] = expected[4, 1] = expected[4, 2] = 0.0
-    assert torch.equal(param, expected)  # row 2 keeps its masked entry
+def _sparse_grad_param():
+    param = nn.Parameter(torch.arange(1.0, 19.0).reshape(6, 3))
+    # Rows 4 and 1 touched, row 4 twice (duplicates sum when coalesced).
+    indices = torch.tensor([[4, 1, 4]])
+    values = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [1.0, 1.0, 1.0]])
+    param.grad = torch.sparse_coo_tensor(indices, values, (6, 3))
+    return param
 
 
-def test_enforce_masks_on_rows_on_a_parameter_in_place():
-    param = nn.Parameter(torch.ones(4, 2))
-    mask = torch.tensor([[False, True]] * 4)
-    enforce_masks_on_rows(param, mask, torch.tensor([0, 3]))
-    assert param.detach()[:, 0].tolist() == [0.0, 1.0, 1.0, 0.0]
-    assert param.detach()[:, 1].tolist() == [1.0] * 4
+def test_mask_sparse_gradient_zeroes_pruned_entries_of_touched_rows_only():
+    param = _sparse_grad_param()
+    pruned = torch.zeros(6, 3, dtype=torch.bool)
+    pruned[1, 0] = pruned[2, 2] = pruned[4, 1] = True
+    mask_sparse_gradient(param, pruned)
+    expected = torch.zeros(6, 3)
+    expected[1] = torch.tensor([0.0, 5.0, 6.0])
+    expected[4] = torch.tensor([2.0, 0.0, 4.0])
+    assert param.grad.is_sparse and param.grad.is_coalesced()
+    assert torch.equal(param.grad.to_dense(), expected)
+
+
+def test_masked_sparse_gradient_keeps_pruned_weights_zero_through_lazy_adam():
+    param = _sparse_grad_param()
+    pruned = torch.zeros(6, 3, dtype=torch.bool)
+    pruned[4, 1] = True
+    optimizer = LazyAdam([param], lr=0.1)
+    with torch.no_grad():
+        param[4, 1] = 0.0
+    for _ in range(3):
+        param.grad = _sparse_grad_param().grad
+        mask_sparse_gradient(param, pruned)
+        optimizer.step()
+    assert param.detach()[4, 1] == 0.0
+    assert param.detach()[4, 0] != 15.0  # the kept neighbour did move
 
 
 # find_prunable_layers / matching_names ------------------------------------------------

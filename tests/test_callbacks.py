@@ -1,0 +1,312 @@
+"""The Pruning callback: granularities, scopes, schedules, rewinding, history."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import small_net
+from skorch import NeuralNetClassifier
+
+from skprune import MLPModule, PrunedClassifier
+from skprune.callbacks import Pruning
+
+
+def fit(X, y, net=None, **params):
+    params = {"retrain_epochs": 1, "random_state": 0, **params}
+    return PrunedClassifier(net or small_net(max_epochs=2), **params).fit(X, y)
+
+
+def weights(clf, name):
+    return dict(clf.estimator_.module_.named_parameters())[name].detach().numpy()
+
+
+def two_hidden_layers():
+    return small_net(max_epochs=2, module__hidden_layer_sizes=(16, 8))
+
+
+@pytest.mark.parametrize("schedule", ["oneshot", "iterative", "gradual"])
+@pytest.mark.parametrize("scope", ["global", "layer"])
+def test_every_schedule_and_scope_reaches_the_exact_ratio(text_data, schedule, scope):
+    X, y = text_data
+    clf = fit(
+        X,
+        y,
+        two_hidden_layers(),
+        prune_ratio=0.8,
+        schedule=schedule,
+        scope=scope,
+        n_rounds=3,
+    )
+    pruned = {name: int((~mask).sum()) for name, mask in clf.masks_.items()}
+    if scope == "global":
+        assert sum(pruned.values()) == round(0.8 * clf.n_params_)
+    else:
+        for name, mask in clf.masks_.items():
+            assert pruned[name] == round(0.8 * mask.size)
+    assert clf.n_params_ - clf.n_nonzero_params_ == sum(pruned.values())
+    assert clf.pruning_report_[-1]["sparsity"] == 0.0  # output layer left alone
+
+
+def test_iterative_rounds_remove_the_same_fraction_of_what_is_left(text_data):
+    X, y = text_data
+    clf = fit(X, y, prune_ratio=0.875, schedule="iterative", n_rounds=3)
+    achieved = [row["sparsity"] for row in clf.pruning_history_]
+    np.testing.assert_allclose(achieved, [0.5, 0.75, 0.875], atol=1e-3)
+    assert [row["epoch"] for row in clf.pruning_history_] == [2.0, 3.0, 4.0]
+    assert len(clf.estimator_.history) == 5
+
+
+def test_gradual_sparsity_rises_within_epochs_on_the_cubic_schedule(text_data):
+    X, y = text_data
+    clf = fit(X, y, prune_ratio=0.9, schedule="gradual", n_rounds=4, retrain_epochs=2)
+    rows = clf.pruning_history_
+    assert [row["epoch"] for row in rows] == [3.0, 4.0, 5.0, 6.0]
+    expected = [0.9 * (1 - (1 - k / 4) ** 3) for k in range(1, 5)]
+    np.testing.assert_allclose([r["sparsity"] for r in rows], expected, atol=1e-3)
+    fractional = fit(
+        X, y, prune_ratio=0.5, schedule="gradual", n_rounds=2, retrain_epochs=1
+    )
+    assert [row["epoch"] for row in fractional.pruning_history_] == [2.5, 3.0]
+    assert fractional.sparsity_ == pytest.approx(0.5, abs=1e-3)
+
+
+def plain_net(X, pruning, **params):
+    """A plain skorch net over MLPModule that trains the callback's whole schedule."""
+    params = {
+        "module__n_features": X.shape[1],
+        "module__n_classes": 3,
+        "module__hidden_layer_sizes": (16,),
+        "criterion": torch.nn.CrossEntropyLoss,
+        "max_epochs": pruning.total_epochs,
+        "callbacks": [("pruning", pruning)],
+        "train_split": None,
+        "verbose": 0,
+        **params,
+    }
+    return NeuralNetClassifier(MLPModule, **params)
+
+
+def test_pruned_weights_never_come_back_across_rounds(text_data):
+    X, y = text_data
+    masks = []
+
+    class Watch(Pruning):
+        def _prune(self, net):
+            super()._prune(net)
+            masks.append(self.masks_["layers.0.weight"].clone())
+
+    pruning = Watch(
+        0.9,
+        schedule="iterative",
+        n_rounds=3,
+        train_epochs=2,
+        retrain_epochs=1,
+        importance="random",
+    )
+    torch.manual_seed(0)
+    plain_net(X, pruning).fit(X.astype(np.float32), y)
+    assert len(masks) == 3
+    for before, after in zip(masks, masks[1:], strict=False):
+        assert not (after & ~before).any()
+        assert after.sum() < before.sum()
+
+
+def test_neuron_pruning_removes_whole_hidden_units(text_data):
+    X, y = text_data
+    clf = fit(X, y, two_hidden_layers(), prune_ratio=0.5, granularity="neuron")
+    first, second, out = (weights(clf, f"layers.{i}.weight") for i in range(3))
+    bias0 = weights(clf, "layers.0.bias")
+    dead0 = ~(first != 0).any(axis=0)  # SparseLinear: (inputs, units)
+    dead1 = ~(second != 0).any(axis=1)  # Linear: (units, inputs)
+    assert dead0.sum() + dead1.sum() == 12  # half of 16 + 8 units
+    assert np.all(bias0[dead0] == 0)
+    assert np.all(second[:, dead0] == 0)  # the next layer's column goes too
+    assert np.all(out[:, dead1] == 0)
+    assert [row["outputs_kept"] for row in clf.pruning_report_[:2]] == [
+        16 - dead0.sum(),
+        8 - dead1.sum(),
+    ]
+
+
+def test_feature_pruning_selects_input_features_like_a_selector(text_data):
+    X, y = text_data
+    clf = fit(X, y, prune_ratio=0.9, granularity="feature")
+    support = clf.get_support()
+    assert support.dtype == bool and support.shape == (X.shape[1],)
+    assert support.sum() == X.shape[1] - round(0.9 * X.shape[1])
+    np.testing.assert_array_equal(
+        clf.get_support(indices=True), np.flatnonzero(support)
+    )
+    first = weights(clf, "layers.0.weight")
+    assert np.all(first[~support] == 0)
+    assert np.all((first[support] != 0).any(axis=1))
+    # Features that never occur carry no signal: they go first.
+    absent = np.asarray(X.sum(axis=0)).ravel() == 0
+    assert not support[absent].any()
+
+
+def test_min_keep_floor_holds_in_every_layer(text_data):
+    X, y = text_data
+    clf = fit(
+        X,
+        y,
+        two_hidden_layers(),
+        prune_ratio=0.75,
+        min_keep=0.2,
+        scope="global",
+        prune_output=True,
+    )
+    for row in clf.pruning_report_:
+        assert row["kept"] >= 0.2 * row["n_weights"] - 1
+
+
+def test_unreachable_ratio_is_refused_before_training_with_the_reachable_one(
+    text_data,
+):
+    X, y = text_data
+    with pytest.raises(ValueError, match=r"highest reachable ratio is 0\.5000"):
+        fit(X, y, prune_ratio=0.9, min_keep=0.5, scope="layer")
+
+
+def test_prune_output_and_prune_bias_and_layer_patterns_choose_the_prunable(
+    text_data,
+):
+    X, y = text_data
+    clf = fit(
+        X, y, two_hidden_layers(), prune_ratio=0.5, prune_output=True, prune_bias=True
+    )
+    assert set(clf.masks_) == {
+        f"layers.{i}.{p}" for i in range(3) for p in ("weight", "bias")
+    }
+    only_second = fit(
+        X, y, two_hidden_layers(), prune_ratio=0.5, layers=["layers.1.weight"]
+    )
+    assert set(only_second.masks_) == {"layers.1.weight"}
+    assert only_second.pruning_report_[0]["sparsity"] == 0.0
+    with pytest.raises(ValueError, match="Nothing to prune"):
+        fit(X, y, prune_ratio=0.5, layers=["nothing*"])
+
+
+@pytest.mark.parametrize("importance", ["magnitude", "taylor", "random"])
+def test_each_importance_prunes_the_lowest_scores(text_data, importance):
+    X, y = text_data
+    clf = fit(X, y, prune_ratio=0.5, importance=importance)
+    assert clf.sparsity_ == pytest.approx(0.5)
+    first = weights(clf, "layers.0.weight")
+    # Taylor scores of features absent from the data are zero: they go first.
+    absent = np.asarray(X.sum(axis=0)).ravel() == 0
+    if importance == "taylor":
+        assert np.all(first[absent] == 0)
+
+
+def test_random_importance_differs_from_magnitude_and_repeats_by_seed(text_data):
+    X, y = text_data
+    rand_a = fit(X, y, prune_ratio=0.5, importance="random").masks_
+    rand_b = fit(X, y, prune_ratio=0.5, importance="random").masks_
+    magnitude = fit(X, y, prune_ratio=0.5).masks_
+    name = "layers.0.weight"
+    np.testing.assert_array_equal(rand_a[name], rand_b[name])
+    agreement = (rand_a[name] == magnitude[name]).mean()
+    assert 0.4 < agreement < 0.6
+
+
+def test_callable_importance_is_used_and_checked_before_training(text_data):
+    X, y = text_data
+    calls = []
+
+    def by_position(name, weight, grad):
+        calls.append(name)
+        return torch.arange(weight.numel(), dtype=torch.float32).reshape(weight.shape)
+
+    clf = fit(X, y, prune_ratio=0.25, importance=by_position)
+    kept = clf.masks_["layers.0.weight"].ravel()
+    assert not kept[: kept.size // 4].any() and kept[kept.size // 4 :].all()
+    assert calls
+
+    for bad in (
+        lambda n, w, g: torch.ones(3),
+        lambda n, w, g: torch.full(w.shape, float("nan")),
+    ):
+        net = small_net(max_epochs=2)
+        with pytest.raises(ValueError, match="importance"):
+            fit(X, y, net, importance=bad)
+        assert len(net.history or []) == 0
+
+
+def test_rewind_restores_surviving_weights_to_their_initial_values(text_data):
+    X, y = text_data
+    initial = {}
+
+    class Remember(Pruning):
+        def on_train_begin(self, net, **kwargs):
+            super().on_train_begin(net, **kwargs)
+            initial["w"] = net.module_.layers[0].weight.detach().clone()
+
+    # No retraining after the rewind: the survivors must be the initial values.
+    pruning = Remember(0.8, train_epochs=2, retrain_epochs=0, rewind=True)
+    torch.manual_seed(0)
+    net = plain_net(X, pruning).fit(X.astype(np.float32), y)
+    weight = net.module_.layers[0].weight.detach()
+    mask = pruning.masks_["layers.0.weight"]
+    assert torch.equal(weight[mask], initial["w"][mask])
+    assert torch.all(weight[~mask] == 0)
+    assert not torch.equal(initial["w"], weight)
+
+
+def test_rewind_to_an_early_epoch_restores_that_epochs_values(text_data):
+    X, y = text_data
+    after_first = {}
+
+    class Remember(Pruning):
+        def on_epoch_end(self, net, **kwargs):
+            if self.epochs_done_ == 0:
+                after_first["w"] = net.module_.layers[0].weight.detach().clone()
+            super().on_epoch_end(net, **kwargs)
+
+    pruning = Remember(
+        0.5, train_epochs=2, retrain_epochs=0, rewind=True, rewind_epoch=1
+    )
+    torch.manual_seed(0)
+    net = plain_net(X, pruning).fit(X.astype(np.float32), y)
+    weight = net.module_.layers[0].weight.detach()
+    mask = pruning.masks_["layers.0.weight"]
+    assert torch.equal(weight[mask], after_first["w"][mask])
+
+
+def test_retrain_lr_factor_lowers_the_learning_rate_after_pruning(text_data):
+    X, y = text_data
+    clf = fit(X, y, prune_ratio=0.5, retrain_lr_factor=0.1)
+    assert clf.estimator_.optimizer_.param_groups[0]["lr"] == pytest.approx(0.001)
+
+
+def test_history_records_scores_before_after_and_after_retraining(text_data):
+    X, y = text_data
+    clf = fit(X, y, prune_ratio=0.95, schedule="iterative", n_rounds=2)
+    rows = clf.pruning_history_
+    assert len(rows) == 2
+    for row in rows:
+        for key in (
+            "loss_before",
+            "score_before",
+            "loss_after",
+            "score_after",
+            "loss_retrained",
+            "score_retrained",
+        ):
+            assert row[key] is not None
+        assert row["evaluated_on"] == "training"
+    assert rows[0]["score_retrained"] == pytest.approx(rows[1]["score_before"])
+    pd = pytest.importorskip("pandas")
+    assert list(pd.DataFrame(clf.pruning_report_).columns)[:2] == ["layer", "shape"]
+    assert len(pd.DataFrame(rows)) == 2
+
+
+def test_pruning_callback_works_on_a_plain_skorch_net(text_data):
+    X, y = text_data
+    pruning = Pruning(0.9, train_epochs=2, retrain_epochs=1)
+    assert pruning.total_epochs == 3
+    net = plain_net(X, pruning).fit(X.astype(np.float32), y)
+    assert len(net.history) == 3
+    weight = net.module_.layers[0].weight.detach()
+    assert float((weight == 0).float().mean()) == pytest.approx(0.9)
+    mask = dict(net.callbacks_)["pruning"].masks_["layers.0.weight"]
+    assert torch.equal(weight != 0, mask)
