@@ -2,6 +2,8 @@
 
 - :class:`PrunedClassifier`: train, prune and retrain a skorch classifier in ``fit``.
 - :class:`MLPModule`: a multi-layer perceptron whose first layer takes sparse input.
+- :class:`CompressedClassifier`: what ``PrunedClassifier.compress()`` returns, a
+  compact prediction-only model; :mod:`skprune.compress` does the removing.
 - :mod:`skprune.callbacks`: the :class:`~skprune.callbacks.Pruning` skorch callback.
 - :mod:`skprune.masks`, :mod:`skprune.importance`, :mod:`skprune.schedules`: which
   weights go, by what criterion, and when (pure torch).
@@ -11,7 +13,8 @@
 """
 
 from ._classifier import PrunedClassifier
+from ._compressed import CompressedClassifier
 from .modules import MLPModule
 
-__all__ = ["MLPModule", "PrunedClassifier"]
+__all__ = ["CompressedClassifier", "MLPModule", "PrunedClassifier"]
 __version__ = "0.1.0"

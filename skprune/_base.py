@@ -210,19 +210,15 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
     def _set_pruning_attributes(self, net, pruning: Pruning) -> None:
         module = net.module_
         self.masks_ = {n: m.cpu().numpy() for n, m in pruning.masks_.items()}
+        self.n_params_, self.n_nonzero_params_ = pruning.count_parameters(module)
         self.sparsity_ = pruning.sparsity(module)
-        params = dict(module.named_parameters())
-        prunable = [params[n] for n in pruning.prunable_]
-        self.n_params_ = int(sum(p.numel() for p in prunable))
-        self.n_nonzero_params_ = int(sum(int((p != 0).sum()) for p in prunable))
         self.pruning_report_ = pruning_report(module, pruning.layers_)
         self.pruning_history_ = [dict(row) for row in pruning.history_]
         self.flops_ = {
             "dense": flops(pruning.layers_),
             "pruned": flops(pruning.layers_, module),
         }
-        first = pruning.layers_[0]
-        self.support_ = kept_inputs(params[first.weight], first.in_axis).cpu().numpy()
+        self.support_ = kept_inputs(module, pruning.layers_[0]).cpu().numpy()
 
     def get_support(self, indices: bool = False) -> np.ndarray:
         """Mask, or integer indices, of the input features that survived pruning.

@@ -13,6 +13,8 @@ from sklearn_compat.utils.validation import validate_data
 from skorch import NeuralNetClassifier
 
 from ._base import ACCEPTED_SPARSE, BasePruned, _as_batchable
+from ._compressed import CompressedClassifier
+from .compress import compact_mlp
 from .modules import MLPModule
 from .optim import LazyAdam
 
@@ -203,6 +205,30 @@ class PrunedClassifier(ClassifierMixin, BasePruned):
             self, X, accept_sparse=ACCEPTED_SPARSE, dtype=np.float32, reset=False
         )
         return self.estimator_.predict_proba(_as_batchable(X)).astype(np.float64)
+
+    def compress(self) -> CompressedClassifier:
+        """A compact, prediction-only copy of the fitted model.
+
+        Hidden units and input features that pruning left without weights are
+        physically removed (a unit left with only its bias is folded into the
+        next layer's bias), the remaining weights are stored sparse where that is
+        smaller, and prediction runs in numpy and scipy: it is faster on sparse
+        input and pickles to a much smaller file, with the same predictions to
+        float tolerance. Needs the fitted net's module to be an
+        :class:`~skprune.MLPModule` trained with ``CrossEntropyLoss``.
+
+        Returns
+        -------
+        compressed : CompressedClassifier
+        """
+        check_is_fitted(self)
+        if not isinstance(self.estimator_.criterion_, torch.nn.CrossEntropyLoss):
+            raise TypeError(
+                "compress() needs a net trained with torch.nn.CrossEntropyLoss "
+                "(its outputs are logits); got "
+                f"{type(self.estimator_.criterion_).__name__}."
+            )
+        return CompressedClassifier(compact_mlp(self.estimator_.module_), self.classes_)
 
     def predict(self, X) -> np.ndarray:
         """Predicted class labels.

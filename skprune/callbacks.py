@@ -20,6 +20,7 @@ from skorch.dataset import get_len
 from skorch.utils import data_from_dataset
 
 from . import importance as importance_lib
+from .compress import shrink_mlp_, structure_to_keep
 from .masks import (
     PrunableLayer,
     apply_masks,
@@ -29,6 +30,7 @@ from .masks import (
     reachable_ratio,
     select_masks,
 )
+from .modules import MLPModule
 from .schedules import make_schedule, total_epochs
 
 __all__ = ["Pruning"]
@@ -165,6 +167,7 @@ class Pruning(Callback):
             self.n_rounds,
         )
         self.masks_ = {}
+        self.shrunk_ = False
         self.history_ = []
         self.epochs_done_ = 0
         self._next_step = 0
@@ -181,11 +184,12 @@ class Pruning(Callback):
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         module = net.module_
         params = dict(module.named_parameters())
+        self._module_type = type(module)
         if not self.masks_ and self._next_step == 0:
             self.layers_ = find_prunable_layers(module)
             self.prunable_ = self._select_prunable(self.layers_, params)
-            self.initial_sparsity_ = _zero_fraction([params[n] for n in self.prunable_])
             self._check_against_module(params)
+            self.initial_sparsity_ = self.sparsity(module)
         self._activate(params)
         if self._initial_lrs is None:
             self._initial_lrs = [g["lr"] for g in net.optimizer_.param_groups]
@@ -248,7 +252,7 @@ class Pruning(Callback):
 
     def on_epoch_end(self, net, **kwargs):
         self.epochs_done_ += 1
-        if self.masks_:  # a cheap guarantee, for optimizers that move zeros
+        if self.masks_ and not self.shrunk_:  # for optimizers that move zeros
             apply_masks(dict(net.module_.named_parameters()), self.masks_)
         if (
             self.rewind
@@ -295,6 +299,8 @@ class Pruning(Callback):
             net.optimizer_.state.clear()
         apply_masks(params, self.masks_, net.optimizer_)
         self._activate(params)
+        if self._shrinks_after(self._next_step):
+            self._shrink(net)
         if self._next_step == 0:
             for group, lr in zip(
                 net.optimizer_.param_groups, self._initial_lrs, strict=True
@@ -328,10 +334,16 @@ class Pruning(Callback):
                 scores, ratio, scope=self.scope, min_keep=floors, previous=self.masks_
             )
         # A group's score is the mean score of its weights, slice by slice (a
-        # unit's incoming and outgoing weights count alike).
+        # unit's incoming and outgoing weights count alike), each tensor's scores
+        # relative to their own mean: layers with large fan-in have small weights,
+        # and a global ranking would otherwise empty them first.
         group_scores = {
             key: torch.stack(
-                [scores[n].mean(dim=1 - axis) for n, axis in members if n in scores]
+                [
+                    scores[n].mean(dim=1 - axis) / scores[n].mean().clamp_min(1e-30)
+                    for n, axis in members
+                    if n in scores
+                ]
             ).mean(0)
             for key, members in self._groups_.items()
         }
@@ -494,10 +506,20 @@ class Pruning(Callback):
 
     # helpers --------------------------------------------------------------------
 
-    def sparsity(self, module: torch.nn.Module) -> float:
-        """Fraction of the prunable weights that are exactly zero."""
+    def count_parameters(self, module: torch.nn.Module) -> tuple[int, int]:
+        """Prunable weights in the original network, and how many are non-zero.
+
+        Weights physically removed by shrinking count as zero.
+        """
         params = dict(module.named_parameters())
-        return _zero_fraction([params[n] for n in self.prunable_])
+        total = sum(math.prod(self._shapes[n]) for n in self.prunable_)
+        nonzero = sum(int((params[n] != 0).sum()) for n in self.prunable_)
+        return total, nonzero
+
+    def sparsity(self, module: torch.nn.Module) -> float:
+        """Fraction of the prunable weights that are zero (or removed)."""
+        total, nonzero = self.count_parameters(module)
+        return 1.0 - nonzero / total if total else 0.0
 
     def _floor(self, n_entries: int) -> int:
         if isinstance(self.min_keep, float):
@@ -514,8 +536,36 @@ class Pruning(Callback):
             return self.steps_[self._next_step]
         return None
 
+    def _shrinks_after(self, step_index: int) -> bool:
+        """Whether the module is physically shrunk after this pruning step.
+
+        After the last step of a structured granularity, removed units and
+        features are cut out of an :class:`~skprune.MLPModule`, so retraining
+        runs on the smaller network. Earlier rounds keep the shapes, so that
+        every round ranks the same units.
+        """
+        return (
+            self.granularity != "weight"
+            and step_index == len(self.steps_) - 1
+            and issubclass(self._module_type, MLPModule)
+        )
+
+    def _shrink(self, net):
+        module = net.module_
+        shrink_mlp_(module, *structure_to_keep(module))
+        lrs = [group["lr"] for group in net.optimizer_.param_groups]
+        net.initialize_optimizer()
+        for group, lr in zip(net.optimizer_.param_groups, lrs, strict=True):
+            group["lr"] = lr
+        self.shrunk_ = True
+        self._active = []
+        self._snapshot = None
+
     def _activate(self, params):
         """Pair each parameter that has pruned weights with its pruned mask."""
+        if self.shrunk_:  # what is left after shrinking is all kept
+            self._active = []
+            return
         self._active = [
             (params[name], ~mask)
             for name, mask in self.masks_.items()
@@ -547,12 +597,6 @@ def _evaluate(net, dataset):
     _, y = data_from_dataset(dataset)
     score = float(net.score(dataset, np.asarray(y))) if hasattr(net, "score") else None
     return total / max(count, 1), score
-
-
-def _zero_fraction(tensors) -> float:
-    total = sum(t.numel() for t in tensors)
-    zeros = sum(int((t == 0).sum()) for t in tensors)
-    return zeros / total if total else 0.0
 
 
 def _copy_parameters(module):

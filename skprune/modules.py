@@ -48,6 +48,11 @@ class SparseLinear(nn.Module):
     bias : torch.nn.Parameter of shape (out_features,) or None
     in_axis : int
         Axis of ``weight`` indexed by input features (0 here, 1 for ``nn.Linear``).
+    input_width : int
+        Number of columns of the input the layer takes; ``in_features`` until
+        :meth:`restrict_inputs` removes some.
+    input_index : torch.Tensor of int64 or None
+        After :meth:`restrict_inputs`, the input column of each weight row.
     """
 
     in_axis = 0
@@ -62,7 +67,10 @@ class SparseLinear(nn.Module):
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
+        self.input_width = in_features
         self.sparse_grad = sparse_grad
+        self.register_buffer("input_index", None)
+        self.register_buffer("_column_map", None)
         self.weight = nn.Parameter(torch.empty(in_features, out_features))
         self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
         self.reset_parameters()
@@ -74,7 +82,30 @@ class SparseLinear(nn.Module):
         if self.bias is not None:
             nn.init.uniform_(self.bias, -bound, bound)
 
+    @torch.no_grad()
+    def restrict_inputs(self, rows: torch.Tensor) -> None:
+        """Record that only these weight rows remain (the caller slices the weight).
+
+        Afterwards the layer still takes inputs of ``input_width`` columns and
+        skips the others: for sparse input, their stored values are dropped
+        before the product, so they cost nothing.
+
+        Parameters
+        ----------
+        rows : torch.Tensor of int64
+            Positions, among the current weight rows, of the rows kept.
+        """
+        rows = rows.to(torch.int64)
+        index = rows if self.input_index is None else self.input_index[rows]
+        column_map = torch.full((self.input_width,), -1, dtype=torch.int64)
+        column_map[index] = torch.arange(len(index))
+        self.input_index = index
+        self._column_map = column_map.to(self.weight.device)
+        self.in_features = len(index)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._column_map is not None and x.layout == torch.strided:
+            x = x[:, self.input_index]
         if x.layout == torch.sparse_coo:
             x = x.coalesce().to_sparse_csr()
         elif x.layout == torch.strided and self.sparse_grad:
@@ -82,13 +113,16 @@ class SparseLinear(nn.Module):
             # with it a lazy optimizer's trajectory) does not depend on the format.
             x = x.to_sparse_csr()
         if x.layout == torch.sparse_csr:
+            columns, offsets, values = x.col_indices(), x.crow_indices(), x.values()
+            if self._column_map is not None:
+                columns, offsets, values = self._kept_entries(columns, offsets, values)
             out = F.embedding_bag(
-                x.col_indices(),
+                columns,
                 self.weight,
-                x.crow_indices(),
+                offsets,
                 mode="sum",
                 sparse=self.sparse_grad,
-                per_sample_weights=x.values().to(self.weight.dtype),
+                per_sample_weights=values.to(self.weight.dtype),
                 include_last_offset=True,
             )
         else:
@@ -96,6 +130,19 @@ class SparseLinear(nn.Module):
         if self.bias is not None:
             out = out + self.bias
         return out
+
+    def _kept_entries(self, columns, offsets, values):
+        """Drop the stored values of removed input columns and renumber the rest."""
+        offsets = offsets.to(torch.int64)
+        mapped = self._column_map[columns.to(torch.int64)]
+        kept = mapped >= 0
+        rows = torch.repeat_interleave(
+            torch.arange(len(offsets) - 1, device=offsets.device), offsets.diff()
+        )
+        counts = torch.bincount(rows[kept], minlength=len(offsets) - 1)
+        new_offsets = torch.zeros_like(offsets)
+        torch.cumsum(counts, 0, out=new_offsets[1:])
+        return mapped[kept], new_offsets, values[kept]
 
     def extra_repr(self) -> str:
         return (

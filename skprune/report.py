@@ -15,9 +15,19 @@ __all__ = ["flops", "kept_inputs", "pruning_report"]
 
 
 @torch.no_grad()
-def kept_inputs(weight: torch.Tensor, in_axis: int) -> torch.Tensor:
-    """Boolean mask of the inputs of a layer with at least one non-zero weight."""
-    return (weight != 0).any(dim=1 - in_axis)
+def kept_inputs(module: nn.Module, layer: PrunableLayer) -> torch.Tensor:
+    """Boolean mask, over the layer's original inputs, of those with a weight left.
+
+    Inputs removed by :func:`skprune.compress.shrink_mlp_` count as not kept.
+    """
+    params = dict(module.named_parameters())
+    nonzero = (params[layer.weight] != 0).any(dim=1 - layer.in_axis)
+    index = getattr(module.get_submodule(layer.name), "input_index", None)
+    if index is None:
+        return nonzero
+    kept = torch.zeros(layer.in_features, dtype=torch.bool, device=nonzero.device)
+    kept[index[nonzero]] = True
+    return kept
 
 
 @torch.no_grad()
@@ -28,6 +38,8 @@ def pruning_report(module: nn.Module, layers: list[PrunableLayer]) -> list[dict]
     ----------
     module : torch.nn.Module
     layers : list of skprune.masks.PrunableLayer
+        The layers as they were before any shrinking: shapes and counts refer
+        to the original network, and removed weights count as pruned.
 
     Returns
     -------
@@ -46,15 +58,19 @@ def pruning_report(module: nn.Module, layers: list[PrunableLayer]) -> list[dict]
         if layer.bias is not None:
             outputs |= params[layer.bias] != 0
         n_kept = int(nonzero.sum())
+        shape = [0, 0]
+        shape[layer.in_axis] = layer.in_features
+        shape[layer.out_axis] = layer.out_features
+        n_weights = layer.in_features * layer.out_features
         rows.append(
             {
                 "layer": layer.name,
-                "shape": tuple(weight.shape),
-                "n_weights": weight.numel(),
+                "shape": tuple(shape),
+                "n_weights": n_weights,
                 "kept": n_kept,
-                "sparsity": 1.0 - n_kept / weight.numel(),
+                "sparsity": 1.0 - n_kept / n_weights,
                 "inputs": layer.in_features,
-                "inputs_kept": int(kept_inputs(weight, layer.in_axis).sum()),
+                "inputs_kept": int(kept_inputs(module, layer).sum()),
                 "outputs": layer.out_features,
                 "outputs_kept": int(outputs.sum()),
             }

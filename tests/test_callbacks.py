@@ -113,14 +113,21 @@ def test_pruned_weights_never_come_back_across_rounds(text_data):
 def test_neuron_pruning_removes_whole_hidden_units(text_data):
     X, y = text_data
     clf = fit(X, y, two_hidden_layers(), prune_ratio=0.5, granularity="neuron")
-    first, second, out = (weights(clf, f"layers.{i}.weight") for i in range(3))
-    bias0 = weights(clf, "layers.0.bias")
-    dead0 = ~(first != 0).any(axis=0)  # SparseLinear: (inputs, units)
-    dead1 = ~(second != 0).any(axis=1)  # Linear: (units, inputs)
+    masks = clf.masks_
+    # Logical masks (original shapes): a unit goes with its row, bias and the
+    # next layer's column. SparseLinear is (inputs, units), Linear (units, inputs).
+    dead0 = ~masks["layers.0.weight"].any(axis=0)
+    dead1 = ~masks["layers.1.weight"].any(axis=1)
     assert dead0.sum() + dead1.sum() == 12  # half of 16 + 8 units
-    assert np.all(bias0[dead0] == 0)
-    assert np.all(second[:, dead0] == 0)  # the next layer's column goes too
-    assert np.all(out[:, dead1] == 0)
+    assert not masks["layers.0.bias"][dead0].any()
+    assert not masks["layers.1.weight"][:, dead0].any()
+    assert not masks["layers.2.weight"][:, dead1].any()
+    assert masks["layers.0.weight"][:, ~dead0].all()
+    # Physically: the module lost those units.
+    module = clf.estimator_.module_
+    assert module.layers[0].weight.shape == (X.shape[1], 16 - dead0.sum())
+    assert module.layers[1].weight.shape == (8 - dead1.sum(), 16 - dead0.sum())
+    assert module.layers[2].weight.shape == (3, 8 - dead1.sum())
     assert [row["outputs_kept"] for row in clf.pruning_report_[:2]] == [
         16 - dead0.sum(),
         8 - dead1.sum(),
@@ -136,9 +143,10 @@ def test_feature_pruning_selects_input_features_like_a_selector(text_data):
     np.testing.assert_array_equal(
         clf.get_support(indices=True), np.flatnonzero(support)
     )
-    first = weights(clf, "layers.0.weight")
-    assert np.all(first[~support] == 0)
-    assert np.all((first[support] != 0).any(axis=1))
+    mask = clf.masks_["layers.0.weight"]
+    np.testing.assert_array_equal(mask.any(axis=1), support)
+    assert mask[support].all()
+    assert clf.estimator_.module_.layers[0].weight.shape[0] == support.sum()
     # Features that never occur carry no signal: they go first.
     absent = np.asarray(X.sum(axis=0)).ravel() == 0
     assert not support[absent].any()

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from sklearn.datasets import dump_svmlight_file
+from sklearn.datasets import dump_svmlight_file, load_svmlight_file
 
 from skprune.__main__ import main, parse_ratios
 from skprune.datasets import make_text_classification
@@ -36,7 +36,7 @@ def _table(out):
     header = re.split(r"\s{2,}", lines[rule - 1].strip())
     rows = [re.split(r"\s{2,}", line.strip()) for line in lines[rule + 1 :] if line]
     assert all(len(row) == len(header) for row in rows), out
-    return [dict(zip(header, row)) for row in rows]
+    return [dict(zip(header, row, strict=True)) for row in rows]
 
 
 def _kept(row):
@@ -73,7 +73,8 @@ def test_data_file(tmp_path, capsys):
     assert main(["--data", str(path), *TINY, "--ratios", "0,0.5"]) == 0
     out = capsys.readouterr().out
     assert str(path) in out
-    assert re.search(r"120 samples x 1,99\d features", out)
+    n_features = load_svmlight_file(str(path))[0].shape[1]  # as the CLI reads it
+    assert f"120 samples x {n_features:,} features" in out
     assert "3 classes (samples per class: 1: " in out
     rows = _table(out)
     assert [row["kept %"] for row in rows] == ["100.0%", "50.0%"]
@@ -103,6 +104,14 @@ def test_continuous_labels_are_rejected(tmp_path, capsys):
     dump_svmlight_file(X, np.random.default_rng(0).random(20), str(path))
     assert main(["--data", str(path)]) == 2
     assert "not class labels" in capsys.readouterr().err
+
+
+def test_single_class_is_rejected(tmp_path, capsys):
+    X, _ = make_text_classification(20, 2000, random_state=0)
+    path = tmp_path / "one_class.svm"
+    dump_svmlight_file(X, np.ones(20), str(path))
+    assert main(["--data", str(path)]) == 2
+    assert "single class" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from skprune.masks import find_prunable_layers
-from skprune.modules import MLPModule
+from skprune.modules import MLPModule, SparseLinear
 from skprune.report import flops, kept_inputs, pruning_report
 
 
@@ -94,12 +94,25 @@ def test_pruning_report_layer_without_bias_counts_outputs_by_weights():
 
 
 def test_kept_inputs_for_both_weight_layouts():
-    weight = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 2.0]])
-    # in_axis=1 (nn.Linear): columns are inputs.
-    assert kept_inputs(weight, in_axis=1).tolist() == [True, False, True]
-    # in_axis=0 (SparseLinear): rows are inputs.
-    assert kept_inputs(weight, in_axis=0).tolist() == [True, True]
-    assert kept_inputs(torch.zeros(2, 3), in_axis=1).tolist() == [False] * 3
+    module = nn.Sequential(SparseLinear(2, 3), nn.Linear(3, 2))
+    layers = find_prunable_layers(module)
+    with torch.no_grad():
+        module[0].weight.copy_(torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]))
+        module[1].weight.copy_(torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 2.0]]))
+    # SparseLinear (in_axis=0): rows are inputs; nn.Linear (in_axis=1): columns.
+    assert kept_inputs(module, layers[0]).tolist() == [True, False]
+    assert kept_inputs(module, layers[1]).tolist() == [True, False, True]
+
+
+def test_kept_inputs_maps_shrunk_layers_back_to_original_columns():
+    layer = SparseLinear(5, 2)
+    with torch.no_grad():
+        layer.weight.copy_(torch.ones(5, 2))
+    layer.restrict_inputs(torch.tensor([1, 3]))
+    layer.weight = nn.Parameter(torch.tensor([[0.0, 0.0], [1.0, 0.0]]))
+    module = nn.Sequential(layer)
+    [spec] = find_prunable_layers(nn.Sequential(SparseLinear(5, 2)))
+    assert kept_inputs(module, spec).tolist() == [False, False, False, True, False]
 
 
 def test_flops_of_the_dense_network():
