@@ -154,32 +154,34 @@ def select_masks(
     previous = previous or {}
     ranked = {}
     for name, score in scores.items():
-        score = score.detach().reshape(-1).to(torch.float64)
+        # One float32 copy per tensor, modified in place below.
+        score = score.detach().reshape(-1).to(torch.float32, copy=True)
         if torch.isnan(score).any():
             raise ValueError(f"Importance scores of {name!r} contain NaN.")
         # Earlier prunes rank below everything, then floors (taken among the
         # survivors) above everything.
         if name in previous:
-            score = torch.where(previous[name].reshape(-1), score, -torch.inf)
+            score.masked_fill_(~previous[name].reshape(-1), -torch.inf)
         n_alive = int((~torch.isneginf(score)).sum())
         floor = min(int(min_keep.get(name, 0)), n_alive)
         if floor:
-            score = score.clone()
             score[torch.topk(score, floor).indices] = torch.inf
         ranked[name] = score
 
     groups = [list(ranked)] if scope == "global" else [[name] for name in ranked]
     keep = {}
     for names in groups:
-        flat = torch.cat([ranked[name] for name in names])
+        sizes = [ranked[name].numel() for name in names]
+        parts = [ranked.pop(name) for name in names]
+        flat = parts[0] if len(parts) == 1 else torch.cat(parts)
+        del parts
         n_keep = flat.numel() - round(ratio * flat.numel())
         _check_reachable(ratio, int(torch.isposinf(flat).sum()), flat.numel(), names)
-        flat_keep = _keep_largest(flat, n_keep) & ~torch.isneginf(flat)
-        offset = 0
-        for name in names:
-            n = ranked[name].numel()
-            keep[name] = flat_keep[offset : offset + n].reshape(scores[name].shape)
-            offset += n
+        flat_keep = _keep_largest(flat, n_keep)
+        flat_keep &= ~torch.isneginf(flat)
+        del flat
+        for name, part in zip(names, torch.split(flat_keep, sizes), strict=True):
+            keep[name] = part.reshape(scores[name].shape)
     return keep
 
 
