@@ -125,15 +125,14 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
         )
         X = _as_batchable(X)
         y = self._encode_targets(y)
-        pruning = self._make_pruning(net)
+        seed = int(check_random_state(self.random_state).randint(2**31 - 1))
+        pruning = self._make_pruning(net, seed)
         net.set_params(**self._net_params(net, pruning))
 
-        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        pruning.set_params(random_state=int(seed))
         # A private generator: the fit is reproducible and the caller's global
         # torch random state is left as it was.
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(seed))
+            torch.manual_seed(seed)
             net.initialize()
             net.partial_fit(X, y, epochs=pruning.total_epochs)
 
@@ -162,27 +161,23 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
             )
         return clone(self.estimator)
 
-    def _make_pruning(self, net) -> Pruning:
+    def _make_pruning(self, net, seed: int) -> Pruning:
         train_epochs = int(net.max_epochs)
         retrain_epochs = self.retrain_epochs
         if retrain_epochs is None:
             retrain_epochs = max(1, (2 * train_epochs) // 3)
+        # The estimator's pruning parameters are the callback's, by the same names.
+        shared = set(inspect.signature(Pruning).parameters) & set(
+            self.get_params(deep=False)
+        )
         return Pruning(
-            self.prune_ratio,
-            importance=self.importance,
-            granularity=self.granularity,
-            scope=self.scope,
-            schedule=self.schedule,
             train_epochs=train_epochs,
             retrain_epochs=retrain_epochs,
-            n_rounds=self.n_rounds,
-            retrain_lr_factor=self.retrain_lr_factor,
-            rewind=self.rewind,
-            rewind_epoch=self.rewind_epoch,
-            min_keep=self.min_keep,
-            prune_output=self.prune_output,
-            prune_bias=self.prune_bias,
-            layers=self.layers,
+            random_state=seed,
+            **{
+                name: getattr(self, name)
+                for name in shared - {"retrain_epochs", "random_state"}
+            },
         ).initialize()
 
     def _net_params(self, net, pruning) -> dict:

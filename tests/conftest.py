@@ -6,8 +6,9 @@ import torch
 from skprune._classifier import default_classifier_net
 from skprune.datasets import make_text_classification
 
-# Two CPU threads at most: the suite must run the same on a 2-core CI machine.
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# One intra-op thread: the tests' tensors are tiny, and on a shared 2-core machine
+# torch's spinning worker threads slow every step many times over.
+torch.set_num_threads(1)
 
 
 def small_net(**params):
