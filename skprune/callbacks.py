@@ -198,9 +198,7 @@ class Pruning(Callback):
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         self._train_dataset = dataset_train
-        self._eval_dataset = (
-            dataset_valid if dataset_valid is not None else (dataset_train)
-        )
+        self._eval_dataset = dataset_train if dataset_valid is None else dataset_valid
         if self._batches_per_epoch is None:
             self._batches_per_epoch = len(
                 net.get_iterator(dataset_train, training=True)
@@ -224,12 +222,12 @@ class Pruning(Callback):
             grad = param.grad.detach()
             total = self._grad_sums.get(name)
             if total is None:
-                total = self._grad_sums[name] = torch.zeros_like(param, device="cpu")
+                total = self._grad_sums[name] = torch.zeros_like(param)
             if grad.is_sparse:
                 grad = grad.coalesce()
-                total.index_add_(0, grad.indices()[0].cpu(), grad.values().abs().cpu())
+                total.index_add_(0, grad.indices()[0], grad.values().abs())
             else:
-                total.add_(grad.abs().cpu())
+                total.add_(grad.abs())
         self._grad_batches += 1
 
     def on_batch_end(self, net, batch=None, training=True, **kwargs):
@@ -567,7 +565,7 @@ class Pruning(Callback):
             self._active = []
             return
         self._active = [
-            (params[name], ~mask)
+            (params[name], (~mask).to(params[name].device))
             for name, mask in self.masks_.items()
             if not bool(mask.all())
         ]
