@@ -175,19 +175,28 @@ def test_integer_and_boolean_sparse_input_train_like_their_float_form():
 
 def test_messy_sparse_input_trains_like_its_canonical_form(text_data):
     X, y = text_data
+    X = X.tolil()
+    X[:5] = 0  # five empty rows
+    X = X.tocsr()
+    X.eliminate_zeros()
     coo = X.tocoo()
-    # Every entry split in two halves, one explicit zero per row, shuffled order.
+    # A raw CSR matrix: every entry split in two halves (duplicates), an explicit
+    # zero in every row, and the entries of each row in shuffled order.
     rng = np.random.default_rng(0)
-    order = rng.permutation(2 * coo.nnz)
     rows = np.concatenate([coo.row, coo.row, np.arange(X.shape[0])])
-    cols = np.concatenate([coo.col, coo.col, np.zeros(X.shape[0], dtype=int)])
+    cols = np.concatenate([coo.col, coo.col, np.full(X.shape[0], 7)])
     vals = np.concatenate([coo.data / 2, coo.data / 2, np.zeros(X.shape[0])])
-    keep = np.concatenate([order, np.arange(2 * coo.nnz, rows.size)])
-    messy = sp.coo_matrix((vals[keep], (rows[keep], cols[keep])), shape=X.shape)
-    messy = sp.csr_matrix((messy.data, (messy.row, messy.col)), shape=X.shape)
+    order = np.lexsort((rng.random(rows.size), rows))
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=X.shape[0]))])
+    messy = sp.csr_matrix(
+        (vals[order].astype(np.float32), cols[order], indptr), shape=X.shape
+    )
+    assert not messy.has_canonical_format
+    data_before = messy.data.copy()
     np.testing.assert_allclose(
         fitted(messy, y).predict_proba(messy), fitted(X, y).predict_proba(X), atol=1e-5
     )
+    np.testing.assert_array_equal(messy.data, data_before)  # the caller's X as is
 
 
 def test_fit_does_not_modify_the_callers_data_or_estimator(text_data):
