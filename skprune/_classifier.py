@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from sklearn.base import ClassifierMixin
 from sklearn.preprocessing import LabelEncoder
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 from sklearn_compat.base import _fit_context
@@ -205,6 +206,41 @@ class PrunedClassifier(ClassifierMixin, BasePruned):
             self, X, accept_sparse=ACCEPTED_SPARSE, dtype=np.float32, reset=False
         )
         return self.estimator_.predict_proba(_as_batchable(X)).astype(np.float64)
+
+    def _outputs_logits(self) -> bool:
+        """Whether the net is trained on logits (``CrossEntropyLoss``)."""
+        net = getattr(self, "estimator_", self.estimator)
+        criterion = torch.nn.CrossEntropyLoss if net is None else net.criterion
+        if isinstance(criterion, torch.nn.Module):
+            return isinstance(criterion, torch.nn.CrossEntropyLoss)
+        return isinstance(criterion, type) and issubclass(
+            criterion, torch.nn.CrossEntropyLoss
+        )
+
+    @available_if(_outputs_logits)
+    def decision_function(self, X) -> np.ndarray:
+        """Unnormalised class scores: the network's logits.
+
+        Available when the net is trained with ``torch.nn.CrossEntropyLoss``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            For two classes, the score of the second class minus the first's,
+            as scikit-learn's binary classifiers return.
+        """
+        check_is_fitted(self)
+        X = validate_data(
+            self, X, accept_sparse=ACCEPTED_SPARSE, dtype=np.float32, reset=False
+        )
+        logits = self.estimator_.forward(_as_batchable(X)).numpy().astype(np.float64)
+        if logits.shape[1] == 2:
+            return logits[:, 1] - logits[:, 0]
+        return logits
 
     def compress(self) -> CompressedClassifier:
         """A compact, prediction-only copy of the fitted model.

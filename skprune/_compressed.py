@@ -48,8 +48,7 @@ class CompressedClassifier(ClassifierMixin, BaseEstimator):
     def n_features_in_(self) -> int:
         return self.network.n_features
 
-    def decision_function(self, X) -> np.ndarray:
-        """Unnormalised class scores (logits), of shape (n_samples, n_classes)."""
+    def _logits(self, X) -> np.ndarray:
         X = check_array(X, accept_sparse=("csr", "csc", "coo"), dtype=np.float32)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(
@@ -58,10 +57,21 @@ class CompressedClassifier(ClassifierMixin, BaseEstimator):
             )
         return self.network.decision_function(X)
 
+    def decision_function(self, X) -> np.ndarray:
+        """Unnormalised class scores (logits), of shape (n_samples, n_classes).
+
+        For two classes, of shape (n_samples,): the second class's score minus
+        the first's, as in :meth:`PrunedClassifier.decision_function`.
+        """
+        logits = self._logits(X)
+        if logits.shape[1] == 2:
+            return logits[:, 1] - logits[:, 0]
+        return logits
+
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities, of shape (n_samples, n_classes)."""
-        return softmax(self.decision_function(X).astype(np.float64), axis=1)
+        return softmax(self._logits(X).astype(np.float64), axis=1)
 
     def predict(self, X) -> np.ndarray:
         """Predicted class labels, of shape (n_samples,)."""
-        return self.classes_[np.argmax(self.decision_function(X), axis=1)]
+        return self.classes_[np.argmax(self._logits(X), axis=1)]

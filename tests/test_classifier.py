@@ -119,6 +119,25 @@ def test_fit_leaves_the_global_torch_random_state_alone(text_data):
     np.testing.assert_array_equal(torch.rand(3), expected)
 
 
+def test_decision_function_gives_logits_that_rank_like_probabilities(text_data):
+    X, y = text_data
+    clf = fitted(X, y)
+    scores = clf.decision_function(X)
+    assert scores.shape == (X.shape[0], 3)
+    np.testing.assert_allclose(
+        np.exp(scores) / np.exp(scores).sum(axis=1, keepdims=True),
+        clf.predict_proba(X),
+        atol=1e-5,
+    )
+    np.testing.assert_allclose(clf.compress().decision_function(X), scores, atol=1e-4)
+    binary = fitted(X, y == 0)
+    margin = binary.decision_function(X)
+    assert margin.shape == (X.shape[0],)
+    np.testing.assert_array_equal(margin > 0, binary.predict(X))
+    nll = PrunedClassifier(small_net(criterion=torch.nn.NLLLoss))
+    assert not hasattr(nll, "decision_function")
+
+
 def test_string_labels_are_encoded_and_predicted_back(text_data):
     X, y = text_data
     labels = np.array(["spam", "ham", "eggs"])[y]
