@@ -287,8 +287,7 @@ def mask_sparse_gradient(param: torch.Tensor, pruned: torch.Tensor) -> None:
         True where the weight is pruned, of ``param``'s shape.
     """
     grad = param.grad.coalesce()
-    rows = grad.indices()[0]
-    values = grad.values().masked_fill(pruned.to(rows.device)[rows], 0.0)
-    param.grad = torch.sparse_coo_tensor(
-        grad.indices(), values, grad.shape, is_coalesced=True, check_invariants=False
-    )
+    rows = grad._indices()[0]
+    # In place: the coalesced gradient is either new or param.grad itself.
+    grad._values().masked_fill_(pruned[rows], 0.0)
+    param.grad = grad
