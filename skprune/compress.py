@@ -151,12 +151,31 @@ class CompactMLP:
                 f"X has {X.shape[1]} features, the network takes {self.n_features}."
             )
         h = _select_columns(X, self.input_index, self.n_features)
-        for i, (weight, bias) in enumerate(zip(self.weights, self.biases, strict=True)):
-            h = h @ weight
+        for i, bias in enumerate(self.biases):
+            h = h @ self._operand(i, h)
             h = (h.toarray() if sp.issparse(h) else np.asarray(h)) + bias
             if i < len(self.weights) - 1:
                 h = _ACTIVATIONS[self.activation](h)
         return h
+
+    def _operand(self, i: int, h):
+        """Weight ``i`` in the form that multiplies ``h`` fastest.
+
+        scipy's sparse-times-sparse product is slow; against a sparse input the
+        weight is used as a dense copy, made once and left out of pickles.
+        """
+        weight = self.weights[i]
+        if not (sp.issparse(weight) and sp.issparse(h)):
+            return weight
+        cache = self.__dict__.setdefault("_dense_weights", {})
+        if i not in cache:
+            cache[i] = weight.toarray()
+        return cache[i]
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_dense_weights", None)
+        return state
 
     @property
     def nbytes(self) -> int:
