@@ -44,6 +44,33 @@ __all__ = ["LazyAdam"]
 # Older torch versions' functional Adam has no ``has_complex`` argument.
 _ACCEPTS_HAS_COMPLEX = "has_complex" in inspect.signature(_functional_adam).parameters
 
+
+def _adam(params, grads, exp_avgs, exp_avg_sqs, steps, *, fused: bool, **hyper):
+    """torch's functional Adam (no amsgrad, no maximize) over lists of tensors.
+
+    ``fused=True`` uses the fused kernel; False lets torch choose as
+    ``torch.optim.Adam`` would. ``hyper`` holds beta1, beta2, lr, weight_decay
+    and eps. Steps in ``steps`` are incremented by this call.
+    """
+    extra = {}
+    if _ACCEPTS_HAS_COMPLEX:
+        extra["has_complex"] = any(torch.is_complex(p) for p in params)
+    _functional_adam(
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        [],
+        steps,
+        foreach=False if fused else None,
+        fused=True if fused else None,
+        amsgrad=False,
+        maximize=False,
+        **hyper,
+        **extra,
+    )
+
+
 # (device type, dtype) -> whether torch's fused Adam kernel runs there.
 _FUSED_SUPPORT: dict[tuple[str, torch.dtype], bool] = {}
 
@@ -75,21 +102,18 @@ def _fused_supported(device: torch.device, dtype: torch.dtype) -> bool:
         if dtype.is_floating_point:
             try:
                 param = torch.zeros(1, device=device, dtype=dtype)
-                _functional_adam(
+                _adam(
                     [param],
                     [torch.ones_like(param)],
                     [torch.zeros_like(param)],
                     [torch.zeros_like(param)],
-                    [],
                     [torch.zeros((), dtype=torch.float32, device=device)],
                     fused=True,
-                    amsgrad=False,
                     beta1=0.9,
                     beta2=0.999,
                     lr=1e-3,
                     weight_decay=0.0,
                     eps=1e-8,
-                    maximize=False,
                 )
                 supported = bool(torch.isfinite(param).all())
             except (RuntimeError, TypeError, NotImplementedError):
@@ -189,16 +213,14 @@ def _sparse_adam_update(
         # pass instead of a dozen), scatter them back: three times faster.
         rows = indices[0]
         gathered = [t.index_select(0, rows) for t in (param, exp_avg, exp_avg_sq)]
-        _functional_adam(
+        _adam(
             [gathered[0]],
             [values.to(param.dtype)],
             [gathered[1]],
             [gathered[2]],
-            [],
             # The functional form counts this step itself.
             [torch.tensor(step - 1.0, dtype=torch.float32, device=param.device)],
             fused=True,
-            amsgrad=False,
             beta1=beta1,
             beta2=beta2,
             lr=lr,
@@ -206,7 +228,6 @@ def _sparse_adam_update(
             # Adam adds eps to sqrt(v) / sqrt(1 - beta2**step), SparseAdam to
             # sqrt(v): scaling eps keeps SparseAdam's formula.
             eps=eps / math.sqrt(1.0 - beta2**step),
-            maximize=False,
         )
         for tensor, new_rows in zip(
             (param, exp_avg, exp_avg_sq), gathered, strict=True
@@ -488,26 +509,17 @@ class LazyAdam(Optimizer):
                 params, grads, exp_avgs, exp_avg_sqs, steps = tensors
                 if not params:
                     continue
-                extra = {}
-                if _ACCEPTS_HAS_COMPLEX:
-                    extra["has_complex"] = any(torch.is_complex(p) for p in params)
-                _functional_adam(
+                _adam(
                     params,
                     grads,
                     exp_avgs,
                     exp_avg_sqs,
-                    [],
                     steps,
-                    # None/None lets torch pick what torch.optim.Adam would.
-                    foreach=False if use_fused else None,
-                    fused=True if use_fused else None,
-                    amsgrad=False,
+                    fused=use_fused,
                     beta1=beta1,
                     beta2=beta2,
                     lr=lr,
                     weight_decay=weight_decay,
                     eps=eps,
-                    maximize=False,
-                    **extra,
                 )
         return loss
