@@ -206,7 +206,7 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
         module = net.module_
         self.masks_ = {n: m.cpu().numpy() for n, m in pruning.masks_.items()}
         self.n_params_, self.n_nonzero_params_ = pruning.count_parameters(module)
-        self.sparsity_ = pruning.sparsity(module)
+        self.sparsity_ = 1.0 - self.n_nonzero_params_ / self.n_params_
         self.pruning_report_ = pruning_report(module, pruning.layers_)
         self.pruning_history_ = [dict(row) for row in pruning.history_]
         self.flops_ = {

@@ -184,7 +184,6 @@ class Pruning(Callback):
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         module = net.module_
         params = dict(module.named_parameters())
-        self._module_type = type(module)
         if not self.masks_ and self._next_step == 0:
             self.layers_ = find_prunable_layers(module)
             self.prunable_ = self._select_prunable(self.layers_, params)
@@ -297,7 +296,7 @@ class Pruning(Callback):
             net.optimizer_.state.clear()
         apply_masks(params, self.masks_, net.optimizer_)
         self._activate(params)
-        if self._shrinks_after(self._next_step):
+        if self._shrinks_after(self._next_step, module):
             self._shrink(net)
         if self._next_step == 0:
             for group, lr in zip(
@@ -534,7 +533,7 @@ class Pruning(Callback):
             return self.steps_[self._next_step]
         return None
 
-    def _shrinks_after(self, step_index: int) -> bool:
+    def _shrinks_after(self, step_index: int, module: torch.nn.Module) -> bool:
         """Whether the module is physically shrunk after this pruning step.
 
         After the last step of a structured granularity, removed units and
@@ -545,7 +544,7 @@ class Pruning(Callback):
         return (
             self.granularity != "weight"
             and step_index == len(self.steps_) - 1
-            and issubclass(self._module_type, MLPModule)
+            and isinstance(module, MLPModule)
         )
 
     def _shrink(self, net):
