@@ -11,24 +11,22 @@ prediction methods.
 from __future__ import annotations
 
 import inspect
-from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.validation import check_is_fitted
 from sklearn_compat.utils.validation import validate_data
 from skorch.dataset import Dataset as SkorchDataset
 from torch.utils.data import DataLoader
 
-from .callbacks import GRANULARITIES, SCOPES, Pruning
+from ._params import PRUNING_PARAMETER_CONSTRAINTS
+from .callbacks import Pruning
 from .data import BatchLoader, SparseDataset, as_canonical_csr
-from .importance import IMPORTANCE_CRITERIA
 from .report import flops, kept_inputs, pruning_report
-from .schedules import SCHEDULES
 
 ACCEPTED_SPARSE = ("csr", "csc", "coo")
 
@@ -38,23 +36,7 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         "estimator": [HasMethods(["fit", "initialize", "partial_fit"]), None],
-        "prune_ratio": [Interval(Real, 0.0, 1.0, closed="left")],
-        "importance": [StrOptions(set(IMPORTANCE_CRITERIA)), callable],
-        "granularity": [StrOptions(set(GRANULARITIES))],
-        "scope": [StrOptions(set(SCOPES))],
-        "schedule": [StrOptions(set(SCHEDULES))],
-        "n_rounds": [Interval(Integral, 1, None, closed="left")],
-        "retrain_epochs": [Interval(Integral, 0, None, closed="left"), None],
-        "retrain_lr_factor": [Interval(Real, 0.0, None, closed="neither")],
-        "rewind": ["boolean"],
-        "rewind_epoch": [Interval(Integral, 0, None, closed="left")],
-        "min_keep": [
-            Interval(Integral, 0, None, closed="left"),
-            Interval(Real, 0.0, 1.0, closed="neither"),
-        ],
-        "prune_output": ["boolean"],
-        "prune_bias": ["boolean"],
-        "layers": [list, tuple, None],
+        **PRUNING_PARAMETER_CONSTRAINTS,
         "random_state": ["random_state"],
     }
 

@@ -4,25 +4,31 @@
 records gradients for importance criteria that need them, prunes at the steps of
 its schedule, keeps pruned weights at exactly zero after every optimizer step,
 lowers the learning rate for retraining and, if asked, rewinds the survivors to
-their early values. :class:`skprune.PrunedClassifier` drives it; users of a plain
-skorch net add it to ``callbacks`` and train for ``total_epochs`` epochs.
+their early values. What a step removes (weights, units, features) is its
+granularity's business (:mod:`skprune.granularity`). :class:`skprune.PrunedClassifier`
+drives it; users of a plain skorch net add it to ``callbacks`` and train for
+``total_epochs`` epochs.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from numbers import Integral
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import Interval, validate_parameter_constraints
 from skorch.callbacks import Callback
 from skorch.dataset import get_len
 from skorch.utils import data_from_dataset
 
 from . import importance as importance_lib
+from ._params import PRUNING_PARAMETER_CONSTRAINTS, default_retrain_epochs
 from .compress import shrink_mlp_, structure_to_keep
+from .granularity import make_granularity
 from .masks import (
-    PrunableLayer,
     apply_masks,
     find_prunable_layers,
     mask_sparse_gradient,
@@ -31,12 +37,9 @@ from .masks import (
     select_masks,
 )
 from .modules import MLPModule
-from .schedules import make_schedule, total_epochs
+from .schedules import PruningStep, make_schedule, total_epochs
 
-__all__ = ["Pruning"]
-
-GRANULARITIES = ("weight", "neuron", "feature")
-SCOPES = ("global", "layer")
+__all__ = ["Pruning", "default_retrain_epochs"]
 
 
 class Pruning(Callback):
@@ -148,24 +151,31 @@ class Pruning(Callback):
         self.layers = layers
         self.random_state = random_state
 
+    _parameter_constraints: dict = {
+        **PRUNING_PARAMETER_CONSTRAINTS,
+        "train_epochs": [Interval(Integral, 1, None, closed="left")],
+        "random_state": [Interval(Integral, None, None, closed="neither")],
+    }
+
+    @classmethod
+    def _get_param_names(cls):
+        # skorch lists every attribute not ending in "_", private state
+        # included, which clone() would pass back to __init__. A callback's
+        # parameters are its constructor's, as for any scikit-learn estimator.
+        return BaseEstimator._get_param_names.__func__(cls)
+
     @property
     def total_epochs(self) -> int:
         """Epochs the net must train for the whole schedule to run."""
         return total_epochs(
-            self.schedule, self.train_epochs, self.retrain_epochs, self.n_rounds
+            self.schedule, self.train_epochs, self._retrain_epochs(), self.n_rounds
         )
 
     # skorch hooks ---------------------------------------------------------------
 
     def initialize(self):
-        self._check_params()
-        self.steps_ = make_schedule(
-            self.schedule,
-            self.prune_ratio,
-            self.train_epochs,
-            self.retrain_epochs,
-            self.n_rounds,
-        )
+        self._validate_params()
+        self.steps_ = self._make_steps()
         self.masks_ = {}
         self.shrunk_ = False
         self.history_ = []
@@ -177,26 +187,20 @@ class Pruning(Callback):
         self._grad_batches = 0
         self._batches_in_epoch = 0
         self._batches_per_epoch = None
-        self._train_dataset = None
         self._eval_dataset = None
         return self
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         module = net.module_
-        params = dict(module.named_parameters())
-        if not self.masks_ and self._next_step == 0:
-            self.layers_ = find_prunable_layers(module)
-            self.prunable_ = self._select_prunable(self.layers_, params)
-            self._check_against_module(params)
-            self.initial_sparsity_ = self.sparsity(module)
-        self._activate(params)
+        if self._next_step == 0:
+            self._check_against_module(module)
+        self._activate(dict(module.named_parameters()))
         if self._initial_lrs is None:
             self._initial_lrs = [g["lr"] for g in net.optimizer_.param_groups]
         if self.rewind and self._snapshot is None and self.rewind_epoch == 0:
             self._snapshot = _copy_parameters(module)
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
-        self._train_dataset = dataset_train
         self._eval_dataset = dataset_train if dataset_valid is None else dataset_valid
         if self._batches_per_epoch is None:
             self._batches_per_epoch = len(
@@ -212,11 +216,13 @@ class Pruning(Callback):
         for param, pruned in self._active:
             if param.grad is not None and param.grad.is_sparse:
                 mask_sparse_gradient(param, pruned)
-        if not self._collects_gradients():
+        if self._pending_step() is None or not importance_lib.needs_gradients(
+            self.importance
+        ):
             return
-        wanted = set(self._scored)
+        scored = set(self.granularity_.scored)
         for name, param in named_parameters:
-            if name not in wanted or param.grad is None:
+            if name not in scored or param.grad is None:
                 continue
             grad = param.grad.detach()
             total = self._grad_sums.get(name)
@@ -229,9 +235,11 @@ class Pruning(Callback):
                 total.add_(grad.abs())
         self._grad_batches += 1
 
-    def on_batch_end(self, net, batch=None, training=True, **kwargs):
+    def on_batch_end(self, net, batch=None, training=True, loss=None, **kwargs):
         if not training:
             return
+        if loss is not None and not bool(torch.isfinite(torch.as_tensor(loss)).all()):
+            raise ValueError(self._non_finite_message(loss))
         # Dense gradients can move any weight: re-zero the pruned ones after the
         # step. Row-sparse gradients were masked before it (on_grad_computed).
         with torch.no_grad():
@@ -239,13 +247,9 @@ class Pruning(Callback):
                 if param.grad is None or not param.grad.is_sparse:
                     param.masked_fill_(pruned, 0.0)
         self._batches_in_epoch += 1
-        if self._batches_in_epoch >= self._batches_per_epoch:
-            return  # steps at the end of an epoch are taken in on_epoch_end
-        progress = self.epochs_done_ + self._batches_in_epoch / self._batches_per_epoch
-        while (step := self._pending_step()) is not None and (
-            step.epoch <= progress + 1e-9
-        ):
-            self._prune(net)
+        if self._batches_in_epoch < self._batches_per_epoch:
+            # Steps at the end of an epoch are taken in on_epoch_end.
+            self._prune_due(net, self._batches_in_epoch / self._batches_per_epoch)
 
     def on_epoch_end(self, net, **kwargs):
         self.epochs_done_ += 1
@@ -257,38 +261,39 @@ class Pruning(Callback):
             and (self.epochs_done_ == self.rewind_epoch)
         ):
             self._snapshot = _copy_parameters(net.module_)
-        while (step := self._pending_step()) is not None and (
-            step.epoch <= self.epochs_done_ + 1e-9
-        ):
-            self._prune(net)
+        self._prune_due(net)
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
-        if self.history_ and self.history_[-1].get("loss_retrained") is None:
-            loss, score = _evaluate(net, self._eval_dataset)
-            self.history_[-1].update(loss_retrained=loss, score_retrained=score)
+        self._close_round(net)
 
     # pruning ------------------------------------------------------------------
 
+    def _make_steps(self) -> list[PruningStep]:
+        """The schedule's steps; subclasses may prune on another schedule."""
+        return make_schedule(
+            self.schedule,
+            self.prune_ratio,
+            self.train_epochs,
+            self._retrain_epochs(),
+            self.n_rounds,
+        )
+
+    def _prune_due(self, net, epoch_fraction: float = 0.0):
+        """Take every step due after ``epochs_done_ + epoch_fraction`` epochs."""
+        progress = self.epochs_done_ + epoch_fraction
+        while (step := self._pending_step()) is not None and (
+            step.epoch <= progress + 1e-9
+        ):
+            self._prune(net)
+
     def _prune(self, net):
+        """Take the next step of the schedule and record it in ``history_``."""
         step = self.steps_[self._next_step]
         module = net.module_
         params = dict(module.named_parameters())
         loss_before, score_before = _evaluate(net, self._eval_dataset)
-        if self.history_ and self.history_[-1].get("loss_retrained") is None:
-            self.history_[-1].update(
-                loss_retrained=loss_before, score_retrained=score_before
-            )
-
-        grads = None
-        if self._grad_batches:
-            grads = {n: s / self._grad_batches for n, s in self._grad_sums.items()}
-        criterion = importance_lib.resolve(
-            self.importance, seed=self.random_state + self._next_step
-        )
-        scores = importance_lib.compute_scores(
-            criterion, {n: params[n] for n in self._scored}, grads
-        )
-        self.masks_ = self._masks_from_scores(scores, step.ratio)
+        self._close_round(net, (loss_before, score_before))
+        self.masks_ = self._choose_masks(params, step.ratio)
         if self.rewind and self._snapshot is not None:
             with torch.no_grad():
                 for name, value in self._snapshot.items():
@@ -296,7 +301,10 @@ class Pruning(Callback):
             net.optimizer_.state.clear()
         apply_masks(params, self.masks_, net.optimizer_)
         self._activate(params)
-        if self._shrinks_after(self._next_step, module):
+        last = self._next_step == len(self.steps_) - 1
+        # Earlier rounds keep the shapes, so that every round ranks the same
+        # groups; only skprune's own MLPModule knows how to lose them.
+        if last and self.granularity_.shrinks and isinstance(module, MLPModule):
             self._shrink(net)
         if self._next_step == 0:
             for group, lr in zip(
@@ -313,7 +321,7 @@ class Pruning(Callback):
                 "epoch": step.epoch,
                 "target_ratio": step.ratio,
                 "sparsity": self.sparsity(module),
-                "evaluated_on": self._eval_name(net),
+                "evaluated_on": "validation" if net.train_split else "training",
                 "loss_before": loss_before,
                 "score_before": score_before,
                 "loss_after": loss_after,
@@ -323,136 +331,75 @@ class Pruning(Callback):
             }
         )
 
-    def _masks_from_scores(self, scores, ratio):
-        """Turn weight-level scores into masks at the configured granularity."""
-        if self.granularity == "weight":
-            floors = {n: self._floor(scores[n].numel()) for n in scores}
-            return select_masks(
-                scores, ratio, scope=self.scope, min_keep=floors, previous=self.masks_
-            )
-        # A group's score is the mean score of its weights, slice by slice (a
-        # unit's incoming and outgoing weights count alike), each tensor's scores
-        # relative to their own mean: layers with large fan-in have small weights,
-        # and a global ranking would otherwise empty them first.
-        group_scores = {
-            key: torch.stack(
-                [
-                    scores[n].mean(dim=1 - axis) / scores[n].mean().clamp_min(1e-30)
-                    for n, axis in members
-                    if n in scores
-                ]
-            ).mean(0)
-            for key, members in self._groups_.items()
-        }
-        previous = {
-            key: self.masks_[key].any(dim=1 - members[0][1])
-            for key, members in self._groups_.items()
-            if key in self.masks_
-        }
-        floors = {k: self._floor(v.numel()) for k, v in group_scores.items()}
-        kept = select_masks(
-            group_scores, ratio, scope=self.scope, min_keep=floors, previous=previous
+    def _choose_masks(self, params, ratio: float) -> dict:
+        """Masks at the granularity, from the importance of the current weights."""
+        grads = None
+        if self._grad_batches:
+            grads = {n: s / self._grad_batches for n, s in self._grad_sums.items()}
+        criterion = importance_lib.resolve(
+            self.importance, seed=self.random_state + self._next_step
         )
-        masks = {}
-        for key, members in self._groups_.items():
-            for name, axis in members:
-                mask = _expand(kept[key], axis, self._shapes[name])
-                masks[name] = mask if name not in masks else masks[name] & mask
-        return masks
+        granularity = self.granularity_
+        scores = granularity.pool(
+            importance_lib.compute_scores(
+                criterion, {n: params[n] for n in granularity.scored}, grads
+            )
+        )
+        kept = select_masks(
+            scores,
+            ratio,
+            scope=self.scope,
+            min_keep={n: self._floor(s.numel()) for n, s in scores.items()},
+            previous=granularity.group_masks(self.masks_),
+        )
+        return granularity.expand(kept)
 
-    def _group_sizes(self) -> dict[str, int]:
-        """Number of entries ranked in each tensor: weights, units or features."""
-        if self.granularity == "weight":
-            return {n: math.prod(self._shapes[n]) for n in self.prunable_}
-        return {
-            key: self._shapes[key][members[0][1]]
-            for key, members in self._groups_.items()
-        }
+    def _close_round(self, net, evaluation=None):
+        """Record the last round's scores after retraining, if not done yet."""
+        if self.history_ and self.history_[-1]["loss_retrained"] is None:
+            loss, score = evaluation or _evaluate(net, self._eval_dataset)
+            self.history_[-1].update(loss_retrained=loss, score_retrained=score)
 
-    def _find_groups(self):
-        """Map each group tensor to the (parameter, axis) slices it removes.
+    # validation -----------------------------------------------------------------
 
-        For ``"neuron"``: the units of every prunable hidden layer, each one a
-        slice of the layer's weight along its output axis, of its bias, and of
-        the next layer's weight along its input axis. For ``"feature"``: the
-        input features, slices of the first layer's weight along its input axis.
-        """
-        by_weight = {layer.weight: i for i, layer in enumerate(self.layers_)}
-        groups = {}
-        if self.granularity == "feature":
-            first = self.layers_[0]
-            groups[first.weight] = [(first.weight, first.in_axis)]
-            return groups
-        for name in self.prunable_:
-            i = by_weight[name]
-            layer, following = self.layers_[i], self.layers_[i + 1]
-            members = [(layer.weight, layer.out_axis)]
-            if layer.bias is not None:
-                members.append((layer.bias, 0))
-            members.append((following.weight, following.in_axis))
-            groups[layer.weight] = members
-        return groups
+    def _validate_params(self):
+        validate_parameter_constraints(
+            self._parameter_constraints,
+            self.get_params(deep=False),
+            caller_name=type(self).__name__,
+        )
+        if self.rewind_epoch > self.train_epochs:
+            raise ValueError(
+                f"rewind_epoch must be in [0, train_epochs={self.train_epochs}], "
+                f"got {self.rewind_epoch!r}."
+            )
 
-    def _select_prunable(self, layers: list[PrunableLayer], params) -> list[str]:
-        if self.layers is not None:
-            chosen = [
-                layer for layer in layers if matching_names([layer.weight], self.layers)
-            ]
-        else:
-            chosen = layers if self.prune_output else layers[:-1]
-        if self.granularity == "feature":
-            chosen = [layer for layer in chosen if layer is layers[0]]
-        elif self.granularity == "neuron":
-            chosen = [layer for layer in chosen if layer is not layers[-1]]
-        names = [layer.weight for layer in chosen]
-        if self.prune_bias and self.granularity == "weight":
-            names += [layer.bias for layer in chosen if layer.bias is not None]
-        return names
-
-    def _check_against_module(self, params):
+    def _check_against_module(self, module: torch.nn.Module):
+        """Find what to prune in ``module``; fail before training if impossible."""
+        params = dict(module.named_parameters())
+        self.layers_ = find_prunable_layers(module)
         if not self.layers_:
             raise ValueError(
                 "The module has no prunable layer: Pruning needs torch.nn.Linear "
                 "or skprune.modules.SparseLinear layers."
             )
-        if not self.prunable_:
-            what = {
-                "weight": "no layer is selected (the output layer is excluded "
-                "unless prune_output=True, and layers= may match nothing)",
-                "neuron": "no hidden layer is selected (a network without "
-                "hidden layers has no units to remove)",
-                "feature": "the first layer is not selected",
-            }[self.granularity]
-            raise ValueError(f"Nothing to prune: {what}.")
-        if self.granularity == "neuron":
-            for i, layer in enumerate(self.layers_[:-1]):
-                following = self.layers_[i + 1]
-                if layer.weight in self.prunable_ and (
-                    layer.out_features != following.in_features
-                ):
-                    raise ValueError(
-                        "granularity='neuron' needs a chain of layers, each "
-                        f"feeding the next, but {layer.name!r} has "
-                        f"{layer.out_features} outputs and {following.name!r} "
-                        f"{following.in_features} inputs."
-                    )
-        self._shapes = {name: tuple(p.shape) for name, p in params.items()}
-        if self.granularity == "weight":
-            self._groups_ = {}
-            self._scored = list(self.prunable_)
+        if self.layers is not None:
+            selected = [
+                layer
+                for layer in self.layers_
+                if matching_names([layer.weight], self.layers)
+            ]
         else:
-            self._groups_ = self._find_groups()
-            self._scored = list(
-                dict.fromkeys(
-                    name
-                    for members in self._groups_.values()
-                    for name, _ in members
-                    if len(self._shapes[name]) == 2
-                )
-            )
-        # An unreachable ratio or a misbehaving importance callable fails here,
-        # before any training.
-        sizes = self._group_sizes()
+            selected = self.layers_ if self.prune_output else self.layers_[:-1]
+        self.granularity_ = make_granularity(
+            self.granularity,
+            self.layers_,
+            selected,
+            {name: tuple(p.shape) for name, p in params.items()},
+            prune_bias=self.prune_bias,
+        )
+        self.prunable_ = self.granularity_.prunable
+        sizes = self.granularity_.group_sizes()
         reachable = reachable_ratio(
             sizes, {n: self._floor(size) for n, size in sizes.items()}, self.scope
         )
@@ -462,44 +409,29 @@ class Pruning(Callback):
                 f"min_keep={self.min_keep!r} and scope={self.scope!r}; the highest "
                 f"reachable ratio is {reachable:.4f}."
             )
-        if callable(self.importance):
+        if callable(self.importance):  # a misbehaving callable fails here
+            scored = self.granularity_.scored
             importance_lib.compute_scores(
                 self.importance,
-                {n: params[n] for n in self._scored},
-                {n: torch.zeros_like(params[n]) for n in self._scored},
+                {n: params[n] for n in scored},
+                {n: torch.zeros_like(params[n]) for n in scored},
             )
+        self.initial_sparsity_ = self.sparsity(module)
 
-    def _check_params(self):
-        if self.granularity not in GRANULARITIES:
-            raise ValueError(
-                f"granularity must be one of {GRANULARITIES}, got {self.granularity!r}."
+    def _non_finite_message(self, loss) -> str:
+        if self._next_step == 0:
+            phase = "dense training"
+        else:
+            phase = (
+                f"retraining after pruning step {self._next_step} of {len(self.steps_)}"
             )
-        if self.scope not in SCOPES:
-            raise ValueError(f"scope must be one of {SCOPES}, got {self.scope!r}.")
-        if not (
-            callable(self.importance)
-            or self.importance in importance_lib.IMPORTANCE_CRITERIA
-        ):
-            raise ValueError(
-                "importance must be one of "
-                f"{importance_lib.IMPORTANCE_CRITERIA} or a callable, got "
-                f"{self.importance!r}."
-            )
-        if isinstance(self.min_keep, float) and not 0.0 < self.min_keep < 1.0:
-            raise ValueError(
-                f"min_keep as a fraction must be in (0, 1), got {self.min_keep!r}."
-            )
-        if isinstance(self.min_keep, int) and self.min_keep < 0:
-            raise ValueError(f"min_keep must be at least 0, got {self.min_keep!r}.")
-        if not self.retrain_lr_factor > 0:
-            raise ValueError(
-                f"retrain_lr_factor must be positive, got {self.retrain_lr_factor!r}."
-            )
-        if self.rewind_epoch < 0 or self.rewind_epoch > self.train_epochs:
-            raise ValueError(
-                f"rewind_epoch must be in [0, train_epochs={self.train_epochs}], "
-                f"got {self.rewind_epoch!r}."
-            )
+        return (
+            f"The training loss is not finite ({float(torch.as_tensor(loss).sum())}) "
+            f"at epoch {self.epochs_done_ + 1}, during {phase}. A module that "
+            "returns logits (such as skprune.MLPModule) trained with NLLLoss, "
+            "skorch's default criterion, needs criterion=torch.nn.CrossEntropyLoss; "
+            "otherwise try a lower learning rate (lr)."
+        )
 
     # helpers --------------------------------------------------------------------
 
@@ -509,45 +441,31 @@ class Pruning(Callback):
         Weights physically removed by shrinking count as zero.
         """
         params = dict(module.named_parameters())
-        total = sum(math.prod(self._shapes[n]) for n in self.prunable_)
         nonzero = sum(int((params[n] != 0).sum()) for n in self.prunable_)
-        return total, nonzero
+        return self.granularity_.n_weights, nonzero
 
     def sparsity(self, module: torch.nn.Module) -> float:
         """Fraction of the prunable weights that are zero (or removed)."""
         total, nonzero = self.count_parameters(module)
         return 1.0 - nonzero / total if total else 0.0
 
+    def _retrain_epochs(self) -> int:
+        if self.retrain_epochs is None:
+            return default_retrain_epochs(self.train_epochs)
+        return self.retrain_epochs
+
     def _floor(self, n_entries: int) -> int:
         if isinstance(self.min_keep, float):
             return math.ceil(self.min_keep * n_entries)
         return min(int(self.min_keep), n_entries)
 
-    def _collects_gradients(self) -> bool:
-        return self._pending_step() is not None and importance_lib.needs_gradients(
-            self.importance
-        )
-
-    def _pending_step(self):
+    def _pending_step(self) -> PruningStep | None:
         if self._next_step < len(self.steps_):
             return self.steps_[self._next_step]
         return None
 
-    def _shrinks_after(self, step_index: int, module: torch.nn.Module) -> bool:
-        """Whether the module is physically shrunk after this pruning step.
-
-        After the last step of a structured granularity, removed units and
-        features are cut out of an :class:`~skprune.MLPModule`, so retraining
-        runs on the smaller network. Earlier rounds keep the shapes, so that
-        every round ranks the same units.
-        """
-        return (
-            self.granularity != "weight"
-            and step_index == len(self.steps_) - 1
-            and isinstance(module, MLPModule)
-        )
-
     def _shrink(self, net):
+        """Cut removed units and features out of the module; retrain the rest."""
         module = net.module_
         shrink_mlp_(module, *structure_to_keep(module))
         lrs = [group["lr"] for group in net.optimizer_.param_groups]
@@ -569,15 +487,12 @@ class Pruning(Callback):
             if not bool(mask.all())
         ]
 
-    def _eval_name(self, net):
-        return "validation" if net.train_split else "training"
-
     def __getstate__(self):
         state = self.__dict__.copy()
         # Tensors aliasing the module's parameters are rebuilt at the next
-        # on_train_begin; the datasets would put the training data in the pickle.
+        # on_train_begin; the dataset would put the training data in the pickle.
         state.pop("_active", None)
-        state["_train_dataset"] = state["_eval_dataset"] = None
+        state["_eval_dataset"] = None
         return state
 
 
@@ -598,11 +513,3 @@ def _evaluate(net, dataset):
 
 def _copy_parameters(module):
     return {n: p.detach().clone() for n, p in module.named_parameters()}
-
-
-def _expand(group_keep, axis, shape):
-    if len(shape) == 1:
-        return group_keep.clone()
-    view = [1, 1]
-    view[axis] = -1
-    return group_keep.reshape(view).expand(shape).clone()
