@@ -32,7 +32,6 @@ from .masks import (
     apply_masks,
     find_prunable_layers,
     mask_sparse_gradient,
-    matching_names,
     reachable_ratio,
     select_masks,
 )
@@ -66,8 +65,9 @@ class Pruning(Callback):
         When to prune; see :mod:`skprune.schedules`.
     train_epochs : int, default=6
         Epochs of dense training before the first pruning step.
-    retrain_epochs : int, default=4
-        Epochs of retraining after each pruning round.
+    retrain_epochs : int or None, default=4
+        Epochs of retraining after each pruning round; None means
+        :func:`default_retrain_epochs` of ``train_epochs``.
     n_rounds : int, default=1
         Pruning rounds of ``"iterative"`` and steps of ``"gradual"``.
     retrain_lr_factor : float, default=1.0
@@ -107,12 +107,28 @@ class Pruning(Callback):
         otherwise on the training data.
     layers_ : list of skprune.masks.PrunableLayer
         Every affine layer of the module, input first.
+    granularity_ : skprune.granularity.Granularity
+        What a step removes, made from ``granularity`` for this module.
     prunable_ : list of str
         Names of the parameters that count as prunable.
     initial_sparsity_ : float
         Fraction of prunable weights already zero before training (the module
         may come with zeros of its own); kept for reports.
+
+    Raises
+    ------
+    ValueError
+        From ``initialize``, scikit-learn's ``InvalidParameterError`` for a bad
+        parameter; from ``fit``, before training, when nothing can be pruned or
+        the ratio cannot be reached, and during training, when the training loss
+        is not finite (naming the epoch and the phase).
     """
+
+    _parameter_constraints: dict = {
+        **PRUNING_PARAMETER_CONSTRAINTS,
+        "train_epochs": [Interval(Integral, 1, None, closed="left")],
+        "random_state": [Interval(Integral, None, None, closed="neither")],
+    }
 
     def __init__(
         self,
@@ -150,12 +166,6 @@ class Pruning(Callback):
         self.prune_bias = prune_bias
         self.layers = layers
         self.random_state = random_state
-
-    _parameter_constraints: dict = {
-        **PRUNING_PARAMETER_CONSTRAINTS,
-        "train_epochs": [Interval(Integral, 1, None, closed="left")],
-        "random_state": [Interval(Integral, None, None, closed="neither")],
-    }
 
     @classmethod
     def _get_param_names(cls):
@@ -378,24 +388,12 @@ class Pruning(Callback):
         """Find what to prune in ``module``; fail before training if impossible."""
         params = dict(module.named_parameters())
         self.layers_ = find_prunable_layers(module)
-        if not self.layers_:
-            raise ValueError(
-                "The module has no prunable layer: Pruning needs torch.nn.Linear "
-                "or skprune.modules.SparseLinear layers."
-            )
-        if self.layers is not None:
-            selected = [
-                layer
-                for layer in self.layers_
-                if matching_names([layer.weight], self.layers)
-            ]
-        else:
-            selected = self.layers_ if self.prune_output else self.layers_[:-1]
         self.granularity_ = make_granularity(
             self.granularity,
             self.layers_,
-            selected,
             {name: tuple(p.shape) for name, p in params.items()},
+            patterns=self.layers,
+            prune_output=self.prune_output,
             prune_bias=self.prune_bias,
         )
         self.prunable_ = self.granularity_.prunable

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from .masks import PrunableLayer
+from .masks import PrunableLayer, matching_names
 
 __all__ = [
     "GRANULARITIES",
@@ -47,11 +47,14 @@ class Granularity:
     layers : sequence of PrunableLayer
         Every affine layer of the module, input first (as
         :func:`skprune.masks.find_prunable_layers` lists them).
-    selected : sequence of PrunableLayer
-        The layers the user allows to be pruned; the granularity keeps those it
-        can prune.
     shapes : mapping of str to tuple of int
         Shape of each parameter of the module, by name.
+    patterns : sequence of str or None, default=None
+        ``fnmatch`` patterns over weight names selecting the layers that may be
+        pruned; overrides ``prune_output``. None selects every layer except the
+        output layer. Of those, the granularity keeps the ones it can prune.
+    prune_output : bool, default=False
+        Whether the output layer may be pruned (when ``patterns`` is None).
     prune_bias : bool, default=False
         Whether the biases of the selected layers are prunable (``"weight"``
         only; removing a unit always removes its bias).
@@ -68,7 +71,8 @@ class Granularity:
     Raises
     ------
     ValueError
-        If none of the selected layers can be pruned at this granularity.
+        If there are no layers, or none of the selected ones can be pruned at
+        this granularity.
     """
 
     shrinks = False
@@ -78,14 +82,28 @@ class Granularity:
     def __init__(
         self,
         layers: Sequence[PrunableLayer],
-        selected: Sequence[PrunableLayer],
         shapes: Mapping[str, tuple[int, ...]],
         *,
+        patterns: Sequence[str] | None = None,
+        prune_output: bool = False,
         prune_bias: bool = False,
     ) -> None:
+        if not layers:
+            raise ValueError(
+                "The module has no prunable layer: Pruning needs torch.nn.Linear "
+                "or skprune.modules.SparseLinear layers."
+            )
         self.layers = list(layers)
         self.shapes = {name: tuple(shape) for name, shape in shapes.items()}
-        self.prunable = self._prunable(list(selected), prune_bias)
+        if patterns is not None:
+            selected = [
+                layer
+                for layer in self.layers
+                if matching_names([layer.weight], patterns)
+            ]
+        else:
+            selected = self.layers if prune_output else self.layers[:-1]
+        self.prunable = self._prunable(selected, prune_bias)
         if not self.prunable:
             raise ValueError(f"Nothing to prune: {self._nothing_selected}.")
         self.scored = list(self.prunable)
@@ -139,8 +157,8 @@ class _GroupGranularity(Granularity):
 
     shrinks = True
 
-    def __init__(self, layers, selected, shapes, *, prune_bias=False):
-        super().__init__(layers, selected, shapes, prune_bias=prune_bias)
+    def __init__(self, layers, shapes, **options):
+        super().__init__(layers, shapes, **options)
         self.groups = self._groups()
         self.scored = list(
             dict.fromkeys(
@@ -252,9 +270,10 @@ _CLASSES = {
 def make_granularity(
     name: str,
     layers: Sequence[PrunableLayer],
-    selected: Sequence[PrunableLayer],
     shapes: Mapping[str, tuple[int, ...]],
     *,
+    patterns: Sequence[str] | None = None,
+    prune_output: bool = False,
     prune_bias: bool = False,
 ) -> Granularity:
     """The granularity called ``name``, over a module's layers.
@@ -262,7 +281,7 @@ def make_granularity(
     Parameters
     ----------
     name : {"weight", "neuron", "feature"}
-    layers, selected, shapes, prune_bias
+    layers, shapes, patterns, prune_output, prune_bias
         As for :class:`Granularity`.
 
     Returns
@@ -275,13 +294,19 @@ def make_granularity(
     >>> module = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
     >>> layers = find_prunable_layers(module)
     >>> shapes = {n: tuple(p.shape) for n, p in module.named_parameters()}
-    >>> units = make_granularity("neuron", layers, layers, shapes)
+    >>> units = make_granularity("neuron", layers, shapes)
     >>> units.prunable, units.scored, units.group_sizes()
     (['0.weight'], ['0.weight', '1.weight'], {'0.weight': 3})
     """
     if name not in _CLASSES:
         raise ValueError(f"granularity must be one of {GRANULARITIES}, got {name!r}.")
-    return _CLASSES[name](layers, selected, shapes, prune_bias=prune_bias)
+    return _CLASSES[name](
+        layers,
+        shapes,
+        patterns=patterns,
+        prune_output=prune_output,
+        prune_bias=prune_bias,
+    )
 
 
 def _expand(group_keep: torch.Tensor, axis: int, shape: tuple[int, ...]):
