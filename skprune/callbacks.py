@@ -424,7 +424,7 @@ class Pruning(Callback):
                 f"retraining after pruning step {self._next_step} of {len(self.steps_)}"
             )
         return (
-            f"The training loss is not finite ({float(torch.as_tensor(loss).sum())}) "
+            f"The training loss is not finite ({float(torch.as_tensor(loss).detach().sum())}) "
             f"at epoch {self.epochs_done_ + 1}, during {phase}. A module that "
             "returns logits (such as skprune.MLPModule) trained with NLLLoss, "
             "skorch's default criterion, needs criterion=torch.nn.CrossEntropyLoss; "

@@ -1,13 +1,21 @@
 """The Pruning callback: granularities, scopes, schedules, rewinding, history."""
 
+import inspect
+
 import numpy as np
 import pytest
 import torch
 from conftest import small_net
+from sklearn.base import clone
+from sklearn.utils._param_validation import InvalidParameterError
 from skorch import NeuralNetClassifier
+from skorch.callbacks import Callback
+from skorch.dataset import Dataset
+from skorch.helper import predefined_split
 
 from skprune import MLPModule, PrunedClassifier
-from skprune.callbacks import Pruning
+from skprune.callbacks import Pruning, default_retrain_epochs
+from skprune.schedules import PruningStep
 
 
 def fit(X, y, net=None, **params):
@@ -302,7 +310,12 @@ def test_history_records_scores_before_after_and_after_retraining(text_data):
         ):
             assert row[key] is not None
         assert row["evaluated_on"] == "training"
-    assert rows[0]["score_retrained"] == pytest.approx(rows[1]["score_before"])
+    # After the last round, the net is the fitted one: its score on the
+    # training data, computed independently, is the recorded one.
+    assert rows[-1]["score_retrained"] == clf.score(X, y)
+    logits = clf.estimator_.forward(X)
+    loss = torch.nn.functional.cross_entropy(logits, torch.as_tensor(y))
+    assert rows[-1]["loss_retrained"] == pytest.approx(float(loss), rel=1e-5)
     pd = pytest.importorskip("pandas")
     assert list(pd.DataFrame(clf.pruning_report_).columns)[:2] == ["layer", "shape"]
     assert len(pd.DataFrame(rows)) == 2
@@ -318,3 +331,203 @@ def test_pruning_callback_works_on_a_plain_skorch_net(text_data):
     assert float((weight == 0).float().mean()) == pytest.approx(0.9)
     mask = dict(net.callbacks_)["pruning"].masks_["layers.0.weight"]
     assert torch.equal(weight != 0, mask)
+
+
+def held_out_evaluation(net, X, y):
+    """Cross-entropy and accuracy of the net's module on (X, y), computed here."""
+    logits = net.forward(X, training=False)
+    loss = torch.nn.functional.cross_entropy(logits, torch.as_tensor(y))
+    return float(loss), float((logits.argmax(1).numpy() == y).mean())
+
+
+def test_history_scores_are_those_of_the_net_on_held_out_data_at_each_step(
+    text_data,
+):
+    X, y = text_data
+    X_train, y_train, X_valid, y_valid = X[:200], y[:200], X[200:], y[200:]
+    before, after, zeros = [], [], []
+
+    class Watch(Pruning):
+        def _prune(self, net):
+            before.append(held_out_evaluation(net, X_valid, y_valid))
+            super()._prune(net)
+            after.append(held_out_evaluation(net, X_valid, y_valid))
+            weight = net.module_.layers[0].weight
+            zeros.append(float((weight == 0).float().mean()))
+
+    pruning = Watch(0.9, schedule="iterative", n_rounds=2, train_epochs=2)
+    pruning.set_params(retrain_epochs=1)
+    torch.manual_seed(0)
+    net = plain_net(
+        X,
+        pruning,
+        train_split=predefined_split(Dataset(X_valid, y_valid)),
+        optimizer=torch.optim.Adam,
+    )
+    net.fit(X_train, y_train)
+    rows = pruning.history_
+    final = held_out_evaluation(net, X_valid, y_valid)
+    retrained = [*before[1:], final]
+    assert len(rows) == len(before) == 2
+    for row, b, a, r, z in zip(rows, before, after, retrained, zeros, strict=True):
+        assert row["evaluated_on"] == "validation"
+        assert (row["score_before"], row["score_after"]) == (b[1], a[1])
+        assert row["score_retrained"] == r[1]
+        got = [row["loss_before"], row["loss_after"], row["loss_retrained"]]
+        assert got == pytest.approx([b[0], a[0], r[0]], rel=1e-5)
+        assert row["sparsity"] == pytest.approx(z)
+    # Held out, not the training data the net fits better.
+    assert rows[-1]["score_retrained"] < net.score(X_train, y_train)
+
+
+def test_get_params_lists_the_constructor_parameters_at_every_stage(text_data):
+    X, y = text_data
+    expected = set(inspect.signature(Pruning).parameters)
+    pruning = Pruning(0.5, train_epochs=1, retrain_epochs=1, layers=["layers.0.*"])
+    fresh = pruning.get_params()
+    assert set(fresh) == expected
+    pruning.initialize()
+    assert pruning.get_params() == fresh
+    plain_net(X, pruning).fit(X, y)
+    assert pruning.get_params() == fresh
+    twin = clone(pruning)
+    assert twin.get_params() == fresh
+    assert not hasattr(twin, "masks_") and not hasattr(twin, "_next_step")
+
+
+def test_a_cloned_plain_net_refits_to_the_same_masks(text_data):
+    X, y = text_data
+    pruning = Pruning(0.8, schedule="iterative", n_rounds=2, importance="taylor")
+    pruning.set_params(train_epochs=1, retrain_epochs=1)
+    torch.manual_seed(0)
+    net = plain_net(X, pruning).fit(X, y)
+    twin = clone(net)
+    twin_pruning = dict(twin.callbacks)["pruning"]
+    assert twin_pruning is not pruning
+    torch.manual_seed(0)
+    twin.fit(X, y)
+    assert len(twin_pruning.history_) == 2
+    assert twin_pruning.masks_.keys() == pruning.masks_.keys()
+    for name, mask in pruning.masks_.items():
+        assert torch.equal(twin_pruning.masks_[name], mask)
+
+
+def test_a_fitted_estimators_net_clones_and_the_clone_refits(text_data):
+    X, y = text_data
+    clf = fit(X, y, prune_ratio=0.5, schedule="iterative", n_rounds=2)
+    twin = clone(clf.estimator_)
+    pruning = dict(twin.callbacks)["pruning"]
+    assert pruning is not dict(clf.estimator_.callbacks_)["pruning"]
+    assert not hasattr(pruning, "masks_")
+    twin.initialize()
+    twin.partial_fit(X, y, epochs=pruning.total_epochs)
+    assert len(twin.history) == pruning.total_epochs == 4
+    assert [row["target_ratio"] for row in pruning.history_] == pytest.approx(
+        [1 - 0.5**0.5, 0.5]
+    )
+    kept = sum(int(mask.sum()) for mask in pruning.masks_.values())
+    assert clf.n_params_ - kept == round(0.5 * clf.n_params_)
+    # The fitted estimator is untouched by its clone's training.
+    np.testing.assert_array_equal(
+        clf.masks_["layers.0.weight"],
+        weights(clf, "layers.0.weight") != 0,
+    )
+
+
+class PoisonAtEpoch(Callback):
+    """A user's callback that makes the module's outputs NaN from one epoch on."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_begin(self, net, **kwargs):
+        if len(net.history) == self.epoch:  # skorch counts the new epoch already
+            with torch.no_grad():
+                net.module_.layers[-1].bias.fill_(float("nan"))
+
+
+def test_a_non_finite_loss_in_dense_training_stops_fit_with_the_fix(text_data):
+    X, y = text_data
+    # MLPModule returns logits; skorch's default NLLLoss wants probabilities.
+    pruning = Pruning(0.5, train_epochs=2, retrain_epochs=1)
+    net = plain_net(X, pruning, criterion=torch.nn.NLLLoss)
+    with pytest.raises(ValueError, match="not finite") as error:
+        net.fit(X, y)
+    assert "at epoch 1, during dense training" in str(error.value)
+    assert "criterion=torch.nn.CrossEntropyLoss" in str(error.value)
+    assert len(net.history) == 1 and not pruning.history_
+
+
+def test_a_non_finite_loss_in_retraining_names_the_epoch_and_pruning_step(
+    text_data,
+):
+    X, y = text_data
+    pruning = Pruning(0.5, schedule="iterative", n_rounds=3)
+    pruning.set_params(train_epochs=1, retrain_epochs=1)
+    net = plain_net(
+        X,
+        pruning,
+        callbacks=[("pruning", pruning), ("poison", PoisonAtEpoch(3))],
+        optimizer=torch.optim.SGD,
+    )
+    with pytest.raises(ValueError, match="not finite") as error:
+        net.fit(X, y)
+    message = str(error.value)
+    assert "at epoch 3, during retraining after pruning step 2 of 3" in message
+    assert len(pruning.history_) == 2
+
+
+def test_a_subclass_prunes_on_the_steps_it_makes(text_data):
+    X, y = text_data
+
+    class TwoSteps(Pruning):
+        def _make_steps(self):
+            return [PruningStep(1.0, 0.5), PruningStep(2.0, 0.75)]
+
+    pruning = TwoSteps(train_epochs=1, retrain_epochs=2)
+    plain_net(X, pruning).fit(X, y)
+    rows = pruning.history_
+    assert [(row["round"], row["epoch"]) for row in rows] == [(1, 1.0), (2, 2.0)]
+    assert [row["sparsity"] for row in rows] == pytest.approx([0.5, 0.75])
+
+
+@pytest.mark.parametrize(
+    ("name", "bad"),
+    [
+        ("prune_ratio", 1.0),
+        ("granularity", "unit"),
+        ("scope", "layers"),
+        ("importance", "size"),
+        ("min_keep", 1.5),
+        ("retrain_lr_factor", 0.0),
+        ("n_rounds", 0),
+        ("layers", "layers.0.weight"),
+    ],
+)
+def test_the_callback_and_the_estimator_refuse_a_bad_parameter_alike(
+    text_data, name, bad
+):
+    X, y = text_data
+    with pytest.raises(InvalidParameterError, match=f"'{name}' parameter") as own:
+        Pruning(**{name: bad}).initialize()
+    with pytest.raises(InvalidParameterError) as estimator:
+        PrunedClassifier(**{name: bad}).fit(X, y)
+    assert str(own.value) == str(estimator.value).replace("PrunedClassifier", "Pruning")
+
+
+def test_the_callbacks_own_parameters_are_checked_once_at_initialize():
+    for params in ({"train_epochs": 0}, {"random_state": None}):
+        with pytest.raises(InvalidParameterError, match=next(iter(params))):
+            Pruning(**params).initialize()
+    with pytest.raises(
+        ValueError, match=r"rewind_epoch must be in \[0, train_epochs=3\]"
+    ):
+        Pruning(train_epochs=3, rewind=True, rewind_epoch=4).initialize()
+
+
+def test_retrain_epochs_none_means_two_thirds_of_dense_training():
+    assert [default_retrain_epochs(n) for n in (1, 2, 3, 6, 10)] == [1, 1, 2, 4, 6]
+    pruning = Pruning(train_epochs=9, retrain_epochs=None, schedule="iterative")
+    pruning.set_params(n_rounds=2)
+    assert pruning.total_epochs == 9 + 2 * 6
+    assert pruning.initialize().steps_[1].epoch == 15.0
