@@ -203,7 +203,7 @@ class Pruning(Callback):
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         module = net.module_
         if self._next_step == 0:
-            self._check_against_module(module)
+            self._prepare(module)
         self._activate(dict(module.named_parameters()))
         if self._initial_lrs is None:
             self._initial_lrs = [g["lr"] for g in net.optimizer_.param_groups]
@@ -226,24 +226,10 @@ class Pruning(Callback):
         for param, pruned in self._active:
             if param.grad is not None and param.grad.is_sparse:
                 mask_sparse_gradient(param, pruned)
-        if self._pending_step() is None or not importance_lib.needs_gradients(
+        if self._pending_step() is not None and importance_lib.needs_gradients(
             self.importance
         ):
-            return
-        scored = set(self.granularity_.scored)
-        for name, param in named_parameters:
-            if name not in scored or param.grad is None:
-                continue
-            grad = param.grad.detach()
-            total = self._grad_sums.get(name)
-            if total is None:
-                total = self._grad_sums[name] = torch.zeros_like(param)
-            if grad.is_sparse:
-                grad = grad.coalesce()
-                total.index_add_(0, grad.indices()[0], grad.values().abs())
-            else:
-                total.add_(grad.abs())
-        self._grad_batches += 1
+            self._accumulate_gradients(named_parameters)
 
     def on_batch_end(self, net, batch=None, training=True, loss=None, **kwargs):
         if not training:
@@ -364,6 +350,23 @@ class Pruning(Callback):
         )
         return granularity.expand(kept)
 
+    def _accumulate_gradients(self, named_parameters):
+        """Add this batch's absolute gradients of the scored weights to the sums."""
+        scored = set(self.granularity_.scored)
+        for name, param in named_parameters:
+            if name not in scored or param.grad is None:
+                continue
+            grad = param.grad.detach()
+            total = self._grad_sums.get(name)
+            if total is None:
+                total = self._grad_sums[name] = torch.zeros_like(param)
+            if grad.is_sparse:
+                grad = grad.coalesce()
+                total.index_add_(0, grad.indices()[0], grad.values().abs())
+            else:
+                total.add_(grad.abs())
+        self._grad_batches += 1
+
     def _close_round(self, net, evaluation=None):
         """Record the last round's scores after retraining, if not done yet."""
         if self.history_ and self.history_[-1]["loss_retrained"] is None:
@@ -384,7 +387,7 @@ class Pruning(Callback):
                 f"got {self.rewind_epoch!r}."
             )
 
-    def _check_against_module(self, module: torch.nn.Module):
+    def _prepare(self, module: torch.nn.Module):
         """Find what to prune in ``module``; fail before training if impossible."""
         params = dict(module.named_parameters())
         self.layers_ = find_prunable_layers(module)
@@ -417,17 +420,17 @@ class Pruning(Callback):
         self.initial_sparsity_ = self.sparsity(module)
 
     def _non_finite_message(self, loss) -> str:
-        if self._next_step == 0:
-            phase = "dense training"
-        else:
+        phase = "dense training"
+        if self._next_step:
             phase = (
                 f"retraining after pruning step {self._next_step} of {len(self.steps_)}"
             )
+        value = float(torch.as_tensor(loss).detach().sum())
         return (
-            f"The training loss is not finite ({float(torch.as_tensor(loss).detach().sum())}) "
-            f"at epoch {self.epochs_done_ + 1}, during {phase}. A module that "
-            "returns logits (such as skprune.MLPModule) trained with NLLLoss, "
-            "skorch's default criterion, needs criterion=torch.nn.CrossEntropyLoss; "
+            f"The training loss is not finite ({value}) at epoch "
+            f"{self.epochs_done_ + 1}, during {phase}. A module that returns "
+            "logits (such as skprune.MLPModule) trained with NLLLoss, skorch's "
+            "default criterion, needs criterion=torch.nn.CrossEntropyLoss; "
             "otherwise try a lower learning rate (lr)."
         )
 
