@@ -42,7 +42,17 @@ def as_canonical_csr(X: sp.spmatrix | sp.sparray) -> sp.csr_matrix:
     Returns
     -------
     X_csr : scipy.sparse.csr_matrix of shape (n_samples, n_features)
+
+    Raises
+    ------
+    ValueError
+        If an index of ``X`` lies outside its shape (a column index that is
+        negative or at least ``n_features``, say), or its index pointers are
+        inconsistent. scipy checks these only when a matrix is built from
+        arrays, not after its arrays are changed in place, and converting or
+        multiplying such a matrix reads memory outside it.
     """
+    _check_sparse_structure(X)
     X_csr = sp.csr_matrix(X)
     if X_csr.has_canonical_format and np.all(X_csr.data != 0):
         return X_csr
@@ -50,6 +60,55 @@ def as_canonical_csr(X: sp.spmatrix | sp.sparray) -> sp.csr_matrix:
     X_csr.sum_duplicates()  # also sorts the indices
     X_csr.eliminate_zeros()
     return X_csr
+
+
+def _check_sparse_structure(X) -> None:
+    """Raise ``ValueError`` if the index arrays of ``X`` point outside its shape.
+
+    O(nnz) with no copy: a minimum and a maximum over each index array, and a
+    difference over the index pointers.
+    """
+    n_rows, n_cols = X.shape
+    if X.format in ("csr", "csc", "bsr"):
+        block_rows, block_cols = X.blocksize if X.format == "bsr" else (1, 1)
+        pointed, indexed = ("row", "column") if X.format != "csc" else ("column", "row")
+        if X.format == "bsr":
+            pointed, indexed = f"block {pointed}", f"block {indexed}"
+        n_pointed, n_indexed = (
+            (n_rows // block_rows, n_cols // block_cols)
+            if X.format != "csc"
+            else (n_cols, n_rows)
+        )
+        indptr = np.asarray(X.indptr)
+        n_stored = min(len(X.indices), len(X.data))
+        if (
+            len(indptr) != n_pointed + 1
+            or indptr[0] != 0
+            or indptr[-1] > n_stored
+            or np.any(np.diff(indptr) < 0)
+        ):
+            raise ValueError(
+                f"X has inconsistent {pointed} pointers (indptr): a {X.format.upper()} "
+                f"matrix with {n_pointed} {pointed}s and {n_stored} stored values "
+                f"needs {n_pointed + 1} non-decreasing pointers from 0 to at most "
+                f"{n_stored}."
+            )
+        _check_index_range(X.indices[: indptr[-1]], n_indexed, indexed)
+    elif X.format == "coo":
+        _check_index_range(X.row, n_rows, "row")
+        _check_index_range(X.col, n_cols, "column")
+
+
+def _check_index_range(indices: np.ndarray, bound: int, what: str) -> None:
+    if not len(indices):
+        return
+    low, high = indices.min(), indices.max()
+    if low < 0 or high >= bound:
+        bad = int(low) if low < 0 else int(high)
+        raise ValueError(
+            f"X has {what} index {bad}, outside the matrix's {bound} {what}s: "
+            f"{what} indices must be in [0, {bound - 1}]."
+        )
 
 
 def to_torch(X: sp.csr_matrix | np.ndarray) -> torch.Tensor:
