@@ -9,9 +9,11 @@ Masks alone make a network sparse, not smaller or faster. Here:
 - :func:`shrink_mlp_` removes the others from a :class:`~skprune.MLPModule` in
   place, so retraining after structured pruning runs on the smaller network and
   touches only the surviving columns of the input;
-- :func:`compact_mlp` turns a trained module into a :class:`CompactMLP`: numpy
-  and scipy only, dead structure removed, each weight matrix stored sparse where
-  that is smaller, for fast prediction and small files.
+- :func:`compact_mlp` turns a trained module into a :class:`CompactMLP`: numpy,
+  scipy and compiled loops (:mod:`skprune._kernels`), no torch at prediction
+  time; dead structure removed, each weight matrix stored sparse where that is
+  smaller and multiplied in the layout predicted fastest
+  (:func:`choose_layouts`), for fast prediction and small files.
 
 No scikit-learn here.
 """
@@ -25,9 +27,16 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
+from . import _kernels
 from .modules import MLPModule, SparseLinear
 
-__all__ = ["CompactMLP", "compact_mlp", "shrink_mlp_", "structure_to_keep"]
+__all__ = [
+    "CompactMLP",
+    "choose_layouts",
+    "compact_mlp",
+    "shrink_mlp_",
+    "structure_to_keep",
+]
 
 
 def _check_mlp(module) -> None:
@@ -67,6 +76,11 @@ def structure_to_keep(module: MLPModule) -> tuple[torch.Tensor, list[torch.Tenso
     _check_mlp(module)
     weights = [_in_major(layer) for layer in module.layers]
     biases = [layer.bias.detach() for layer in module.layers]
+    return _live_structure(weights, biases)
+
+
+def _live_structure(weights, biases) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Inputs with a weight; units with an input (weight or bias) and an output."""
     units = []
     for i in range(len(weights) - 1):
         has_input = (weights[i] != 0).any(dim=0) | (biases[i] != 0)
@@ -74,6 +88,19 @@ def structure_to_keep(module: MLPModule) -> tuple[torch.Tensor, list[torch.Tenso
         units.append(torch.nonzero(has_input & has_output).squeeze(1))
     inputs = torch.nonzero((weights[0] != 0).any(dim=1)).squeeze(1)
     return inputs, units
+
+
+def _restricted(weights, biases, inputs, units):
+    """Weights (inputs, outputs) and biases cut down to ``inputs`` and ``units``."""
+    keep_in = [inputs, *units]
+    keep_out = [*units, None]
+    for weight, bias, rows, cols in zip(
+        weights, biases, keep_in, keep_out, strict=True
+    ):
+        weight = weight[rows]
+        if cols is not None:
+            weight, bias = weight[:, cols], bias[cols]
+        yield weight, bias
 
 
 @torch.no_grad()
@@ -103,13 +130,12 @@ def shrink_mlp_(
             f"units must hold one index per hidden layer ({len(layers) - 1}), "
             f"got {len(units)}."
         )
-    keep_in = [inputs, *units]
-    keep_out = [*units, None]
-    for layer, rows, cols in zip(layers, keep_in, keep_out, strict=True):
-        weight = _in_major(layer)[rows]
-        bias = layer.bias.detach()
-        if cols is not None:
-            weight, bias = weight[:, cols], bias[cols]
+    weights = [_in_major(layer) for layer in layers]
+    biases = [layer.bias.detach() for layer in layers]
+    restricted = _restricted(weights, biases, inputs, units)
+    for layer, rows, (weight, bias) in zip(
+        layers, [inputs, *units], restricted, strict=True
+    ):
         if isinstance(layer, SparseLinear):
             layer.restrict_inputs(rows)
             layer.weight = nn.Parameter(weight.contiguous())
@@ -121,7 +147,15 @@ def shrink_mlp_(
     module.hidden_layer_sizes = tuple(len(u) for u in units)
 
 
-@dataclass
+# Measured by ``benchmarks/sparse_training.py --layouts``: the compiled CSR-weight
+# product beats the dense alternative below these fractions of kept weights.
+# First layer on CSR input: against adding whole (dense) weight rows per value.
+_CSR_BELOW_DENSITY_FIRST = 0.3
+# Dense activations: against BLAS's dense product, which is far faster per flop.
+_CSR_BELOW_DENSITY_DENSE = 0.05
+
+
+@dataclass(repr=False)
 class CompactMLP:
     """A trained MLP reduced to what it computes, in numpy and scipy.
 
@@ -136,6 +170,13 @@ class CompactMLP:
     biases : list of ndarray
     activation : str
         ``"relu"``, ``"tanh"`` or ``"logistic"``, between hidden layers.
+    layouts : list of str
+        How each layer multiplies, chosen from the share of kept weights by
+        :func:`choose_layouts` unless given: ``"csr"`` (a compiled loop over
+        the surviving weights of each input, skipping zero inputs),
+        ``"row-sparse"`` (first layer on CSR input: one dense weight row added
+        per stored input value) or ``"dense"`` (BLAS, or scipy's product for
+        CSR input when numba is not installed).
     """
 
     n_features: int
@@ -143,6 +184,21 @@ class CompactMLP:
     weights: list = field(default_factory=list)
     biases: list = field(default_factory=list)
     activation: str = "relu"
+    layouts: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.layouts:
+            self.layouts = choose_layouts(self.weights)
+
+    def __repr__(self) -> str:
+        layers = ", ".join(
+            f"{w.shape[0]}x{w.shape[1]} {layout} ({_density(w):.1%} kept)"
+            for w, layout in zip(self.weights, self.layouts, strict=True)
+        )
+        return (
+            f"CompactMLP(n_features={self.n_features}, layers=[{layers}], "
+            f"activation={self.activation!r})"
+        )
 
     def decision_function(self, X) -> np.ndarray:
         """Output-layer scores (logits) for ``X`` of shape (n, n_features)."""
@@ -150,32 +206,61 @@ class CompactMLP:
             raise ValueError(
                 f"X has {X.shape[1]} features, the network takes {self.n_features}."
             )
-        h = _select_columns(X, self.input_index, self.n_features)
+        h = self._first_layer(X)
         for i, bias in enumerate(self.biases):
-            h = h @ self._operand(i, h)
-            h = (h.toarray() if sp.issparse(h) else np.asarray(h)) + bias
+            if i > 0:
+                h = _dense_product(h, self._operand(i), self.layouts[i])
+            h += bias
             if i < len(self.weights) - 1:
                 h = _ACTIVATIONS[self.activation](h)
         return h
 
-    def _operand(self, i: int, h):
-        """Weight ``i`` in the form that multiplies ``h`` fastest.
+    def _first_layer(self, X) -> np.ndarray:
+        """The first layer's product, without its bias."""
+        weight, layout = self._operand(0), self.layouts[0]
+        if not sp.issparse(X):
+            X = np.asarray(X, dtype=np.float32)[:, self.input_index]
+            return _dense_product(X, weight, layout)
+        X = sp.csr_matrix(X, dtype=np.float32)
+        if layout == "dense":  # numba absent: scipy's product on the kept columns
+            return np.asarray(_select_columns(X, self._column_map()) @ weight)
+        product = _kernels.csr_times_csr if layout == "csr" else _kernels.csr_times_rows
+        return product(X, self._column_map(), weight)
 
-        scipy's sparse-times-sparse product is slow; against a sparse input the
-        weight is used as a dense copy, made once and left out of pickles.
-        """
-        weight = self.weights[i]
-        if not (sp.issparse(weight) and sp.issparse(h)):
-            return weight
-        cache = self.__dict__.setdefault("_dense_weights", {})
+    def _column_map(self) -> np.ndarray:
+        cache = self.__dict__.setdefault("_cache", {})
+        if "column_map" not in cache:
+            column_map = np.full(self.n_features, -1, dtype=np.int64)
+            column_map[self.input_index] = np.arange(len(self.input_index))
+            cache["column_map"] = column_map
+        return cache["column_map"]
+
+    def _operand(self, i: int):
+        """Weight ``i`` in its layout's form, made once and left out of pickles."""
+        cache = self.__dict__.setdefault("_cache", {})
         if i not in cache:
-            cache[i] = weight.toarray()
+            weight = self.weights[i]
+            if self.layouts[i] == "csr":
+                weight = sp.csr_matrix(weight, dtype=np.float32)
+                weight.sort_indices()
+            else:
+                weight = weight.toarray() if sp.issparse(weight) else weight
+                weight = np.ascontiguousarray(weight, dtype=np.float32)
+            cache[i] = weight
         return cache[i]
 
     def __getstate__(self):
         state = self.__dict__.copy()
+        state.pop("_cache", None)
         state.pop("_dense_weights", None)
         return state
+
+    def __setstate__(self, state) -> None:
+        self.__dict__.update(state)
+        if not self.__dict__.get("layouts"):
+            self.layouts = choose_layouts(self.weights)
+        elif not _kernels.HAVE_NUMBA:
+            self.layouts = ["dense"] * len(self.weights)
 
     @property
     def nbytes(self) -> int:
@@ -190,21 +275,55 @@ class CompactMLP:
         return total
 
 
-def _select_columns(X, columns: np.ndarray, n_features: int):
-    """``X[:, columns]`` in one pass over the stored values of a CSR matrix."""
-    if not sp.issparse(X):
-        return np.asarray(X)[:, columns]
-    X = sp.csr_matrix(X)
-    column_map = np.full(n_features, -1, dtype=np.int64)
-    column_map[columns] = np.arange(len(columns))
-    mapped = column_map[X.indices]
-    kept = mapped >= 0
-    counts = np.add.reduceat(kept, X.indptr[:-1]) if X.nnz else np.zeros(X.shape[0])
-    counts[np.diff(X.indptr) == 0] = 0  # reduceat repeats values at empty rows
-    indptr = np.zeros(X.shape[0] + 1, dtype=np.int64)
-    np.cumsum(counts, out=indptr[1:])
+def _density(weight) -> float:
+    nnz = weight.nnz if sp.issparse(weight) else np.count_nonzero(weight)
+    return nnz / max(1, weight.shape[0] * weight.shape[1])
+
+
+def choose_layouts(weights) -> list[str]:
+    """The predicted fastest layout of each weight, from its share of kept weights.
+
+    Parameters
+    ----------
+    weights : list of ndarray or scipy.sparse matrix
+        Each of shape (inputs, outputs), the input layer first.
+
+    Returns
+    -------
+    layouts : list of str
+        ``"csr"`` where the compiled CSR product wins, otherwise
+        ``"row-sparse"`` for the first layer and ``"dense"`` for the others;
+        ``"dense"`` everywhere when numba is not installed.
+    """
+    if not _kernels.HAVE_NUMBA:
+        return ["dense"] * len(weights)
+    layouts = []
+    for i, weight in enumerate(weights):
+        limit = _CSR_BELOW_DENSITY_FIRST if i == 0 else _CSR_BELOW_DENSITY_DENSE
+        if _density(weight) < limit:
+            layouts.append("csr")
+        else:
+            layouts.append("row-sparse" if i == 0 else "dense")
+    return layouts
+
+
+def _dense_product(h: np.ndarray, weight, layout: str) -> np.ndarray:
+    if layout == "csr":
+        return _kernels.dense_times_csr(h, weight)
+    return h @ weight
+
+
+def _select_columns(X, column_map: np.ndarray):
+    """The CSR matrix ``X`` restricted to the columns ``column_map`` keeps."""
+    columns, offsets, values = _kernels.kept_entries(
+        torch.from_numpy(column_map),
+        torch.from_numpy(X.indices),
+        torch.from_numpy(X.indptr),
+        torch.from_numpy(X.data),
+    )
+    n_kept = int((column_map >= 0).sum())
     return sp.csr_matrix(
-        (X.data[kept], mapped[kept], indptr), shape=(X.shape[0], len(columns))
+        (values.numpy(), columns.numpy(), offsets.numpy()), shape=(X.shape[0], n_kept)
     )
 
 
@@ -222,7 +341,8 @@ def compact_mlp(module: MLPModule) -> CompactMLP:
 
     Units with no incoming weight contribute the constant ``act(bias)`` to the
     next layer; it is folded into that layer's bias, so the result computes the
-    same function (up to float rounding) as the module in evaluation mode.
+    same function (up to float rounding) as the module in evaluation mode. Each
+    layer's layout is chosen by :func:`choose_layouts`.
 
     Parameters
     ----------
@@ -234,42 +354,29 @@ def compact_mlp(module: MLPModule) -> CompactMLP:
     """
     _check_mlp(module)
     activation = _ACTIVATION_NAMES[type(module.activation)]
-    act = _ACTIVATIONS[activation]
-    weights = [
-        _in_major(layer).cpu().numpy().astype(np.float32) for layer in module.layers
-    ]
-    biases = [
-        layer.bias.detach().cpu().numpy().astype(np.float32).copy()
-        for layer in module.layers
-    ]
-    # Fold units without incoming weights into the next bias, then drop them.
+    weights = [_in_major(layer).cpu().float().clone() for layer in module.layers]
+    biases = [layer.bias.detach().cpu().float().clone() for layer in module.layers]
+    # Fold units without incoming weights into the next bias; they then have no
+    # outgoing weight either, and go with the other dead units.
     for i in range(len(weights) - 1):
-        constant = ~(weights[i] != 0).any(axis=0)
+        constant = ~(weights[i] != 0).any(dim=0)
         if constant.any():
-            value = act(biases[i][constant].copy())
-            biases[i + 1] = biases[i + 1] + value @ weights[i + 1][constant]
+            value = module.activation(biases[i][constant])
+            biases[i + 1] += value @ weights[i + 1][constant]
             weights[i + 1][constant] = 0.0
+    inputs, units = _live_structure(weights, biases)
     first = module.layers[0]
     columns = (
         first.input_index.cpu().numpy()
         if first.input_index is not None
-        else (np.arange(first.in_features))
+        else np.arange(first.in_features)
     )
-    kept = np.flatnonzero((weights[0] != 0).any(axis=1))
-    rows = kept
-    for i in range(len(weights) - 1):
-        units = np.flatnonzero(
-            (weights[i] != 0).any(axis=0) & (weights[i + 1] != 0).any(axis=1)
-        )
-        weights[i] = weights[i][rows][:, units]
-        biases[i] = biases[i][units]
-        rows = units
-    weights[-1] = weights[-1][rows]
+    restricted = list(_restricted(weights, biases, inputs, units))
     return CompactMLP(
         n_features=module.n_features,
-        input_index=columns[kept].astype(np.int64),
-        weights=[_smaller_storage(w) for w in weights],
-        biases=biases,
+        input_index=columns[inputs.numpy()].astype(np.int64),
+        weights=[_smaller_storage(w.numpy()) for w, _ in restricted],
+        biases=[b.numpy().copy() for _, b in restricted],
         activation=activation,
     )
 

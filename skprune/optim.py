@@ -21,7 +21,9 @@ entries of the weight and of both moment buffers.
   :class:`torch.optim.Adam` up to floating-point rounding;
 * parameters whose gradient is sparse are stepped lazily, like
   :class:`torch.optim.SparseAdam`: only the touched rows' values and moments
-  change.
+  change. With numba installed a compiled loop steps each touched row in place
+  in one pass (:func:`skprune._kernels.adam_rows_`); without it, the rows are
+  gathered, stepped by torch's fused Adam and scattered back.
 
 The state layout (``"step"``, ``"exp_avg"``, ``"exp_avg_sq"``) is the same as
 ``Adam``'s for both kinds, so code that edits the moments of pruned weights
@@ -38,6 +40,8 @@ from typing import Any
 import torch
 from torch.optim import Optimizer
 from torch.optim.adam import adam as _functional_adam
+
+from . import _kernels
 
 __all__ = ["LazyAdam"]
 
@@ -134,8 +138,9 @@ def _check_hyperparameters(options: dict[str, Any]) -> None:
     Raises
     ------
     ValueError
-        If ``lr``, ``eps`` or ``weight_decay`` is negative (or not a single
-        number), or if ``betas`` is not a pair of numbers in ``[0, 1)``.
+        If ``lr`` or ``weight_decay`` is negative, ``eps`` is not positive (or
+        any of them is not a single number), or if ``betas`` is not a pair of
+        numbers in ``[0, 1)``.
     """
     for name in ("lr", "eps", "weight_decay"):
         if name not in options:
@@ -150,6 +155,13 @@ def _check_hyperparameters(options: dict[str, Any]) -> None:
         )
         if not isinstance(value, int | float) or not value >= 0.0:
             raise ValueError(f"Invalid {label}: {options[name]!r}")
+        if name == "eps" and value == 0.0:
+            # sqrt(v) + eps would be 0 for entries whose moments are zero (pruned
+            # weights, rows never touched): 0 / 0 makes them NaN.
+            raise ValueError(
+                f"Invalid epsilon value: eps={options[name]!r}; eps must be > 0, "
+                "otherwise entries with zero moments become NaN."
+            )
     if "betas" in options:
         betas = options["betas"]
         if not isinstance(betas, tuple | list) or len(betas) != 2:
@@ -169,6 +181,18 @@ def _check_hyperparameters(options: dict[str, Any]) -> None:
 def _as_float(value: float | torch.Tensor) -> float:
     """Return a Python float from a number or a one-element tensor."""
     return value.item() if isinstance(value, torch.Tensor) else float(value)
+
+
+def _kernel_applies(param: torch.Tensor, *moments: torch.Tensor) -> bool:
+    """Whether the compiled row update can step ``param`` (CPU, real, contiguous)."""
+    return (
+        _kernels.HAVE_NUMBA
+        and param.device.type == "cpu"
+        and param.dtype in (torch.float32, torch.float64)
+        and param.dim() >= 1
+        and param.numel() > 0
+        and all(t.is_contiguous() and t.dtype == param.dtype for t in (param, *moments))
+    )
 
 
 def _sparse_adam_update(
@@ -208,6 +232,25 @@ def _sparse_adam_update(
     if values.numel() == 0:
         return
     indices = grad._indices()
+    if indices.shape[0] == 1 and _kernel_applies(param, exp_avg, exp_avg_sq):
+        # One pass over each touched row of the weight, both moments and the
+        # gradient, in place: no gathered copies to make and scatter back.
+        bias_correction1 = 1.0 - beta1**step
+        bias_correction2 = 1.0 - beta2**step
+        n_rows = param.shape[0]
+        _kernels.adam_rows_(
+            param.view(n_rows, -1),
+            exp_avg.view(n_rows, -1),
+            exp_avg_sq.view(n_rows, -1),
+            indices[0],
+            values.reshape(len(indices[0]), -1),
+            beta1=beta1,
+            beta2=beta2,
+            step_size=lr * math.sqrt(bias_correction2) / bias_correction1,
+            eps=eps,
+            weight_decay=weight_decay,
+        )
+        return
     if indices.shape[0] == 1 and _fused_supported(param.device, param.dtype):
         # Gather the touched rows, step them with torch's fused Adam kernel (one
         # pass instead of a dozen), scatter them back: three times faster.
@@ -303,7 +346,8 @@ class LazyAdam(Optimizer):
         Decay rates of the first and second moment estimates, each in
         ``[0, 1)``.
     eps : float, default=1e-8
-        Term added to the denominator for numerical stability.
+        Term added to the denominator for numerical stability; must be > 0
+        (with 0, entries whose moments are zero would become NaN).
     weight_decay : float, default=0.0
         L2 penalty: ``weight_decay * param`` is added to the gradient. For a
         sparse gradient it is added to the touched rows only (lazy decay):
@@ -328,7 +372,7 @@ class LazyAdam(Optimizer):
     Notes
     -----
     A parameter whose value, ``exp_avg`` and gradient are all zero stays
-    exactly zero after a step (with or without weight decay) as long as
+    exactly zero after a step (with or without weight decay), because
     ``eps > 0``, so masks that zero pruned weights and their moments hold.
 
     Examples

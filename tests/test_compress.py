@@ -9,8 +9,13 @@ import torch
 from conftest import small_net
 from skorch import NeuralNetClassifier
 
-from skprune import CompressedClassifier, MLPModule, PrunedClassifier
-from skprune.compress import compact_mlp, shrink_mlp_, structure_to_keep
+from skprune import CompressedClassifier, MLPModule, PrunedClassifier, _kernels
+from skprune.compress import (
+    choose_layouts,
+    compact_mlp,
+    shrink_mlp_,
+    structure_to_keep,
+)
 from skprune.data import to_torch
 
 
@@ -159,3 +164,87 @@ def test_compressed_model_refuses_the_wrong_number_of_features(text_data):
     compressed = fit(X, y).compress()
     with pytest.raises(ValueError, match="features"):
         compressed.predict(X[:, :-1])
+
+
+def test_compressed_model_predicts_like_the_estimator_when_the_last_rows_are_empty(
+    text_data, monkeypatch
+):
+    X, y = text_data
+    X = X[:30].tolil()
+    X[25:] = 0.0  # the last five rows store nothing
+    X = X.tocsr()
+    X.eliminate_zeros()
+    clf = fit(*text_data)
+    compressed = clf.compress()
+    np.testing.assert_array_equal(compressed.predict(X), clf.predict(X))
+    np.testing.assert_allclose(
+        compressed.predict_proba(X), clf.predict_proba(X), atol=1e-5
+    )
+    # The scipy path, taken without numba, too.
+    monkeypatch.setattr(_kernels, "HAVE_NUMBA", False)
+    without_kernels = clf.compress()
+    assert set(without_kernels.network.layouts) == {"dense"}
+    np.testing.assert_allclose(
+        without_kernels.predict_proba(X), clf.predict_proba(X), atol=1e-5
+    )
+
+
+def _module_with_density(density, seed=0):
+    torch.manual_seed(seed)
+    module = MLPModule(300, 4, hidden_layer_sizes=(40, 30), dropout=0.0).eval()
+    with torch.no_grad():
+        for layer in module.layers:
+            layer.weight.mul_((torch.rand(layer.weight.shape) < density).float())
+    return module
+
+
+@pytest.mark.parametrize(
+    "layouts",
+    [
+        ["csr", "csr", "csr"],
+        ["row-sparse", "dense", "dense"],
+        ["dense", "dense", "dense"],
+        ["csr", "dense", "csr"],
+    ],
+)
+def test_every_layout_computes_the_module_function(layouts):
+    pytest.importorskip("numba")
+    module = _module_with_density(0.2)
+    X = sp.random(12, 300, density=0.05, format="csr", random_state=1, dtype=np.float32)
+    X = sp.vstack([X, sp.csr_matrix((3, 300), dtype=np.float32)]).tocsr()
+    expected = module(to_torch(X)).detach().numpy()
+    compact = compact_mlp(module)
+    compact.layouts = layouts
+    np.testing.assert_allclose(compact.decision_function(X), expected, atol=1e-5)
+    np.testing.assert_allclose(
+        compact.decision_function(X.toarray()), expected, atol=1e-5
+    )
+
+
+def test_layout_follows_the_share_of_kept_weights_and_shows_in_the_repr():
+    pytest.importorskip("numba")
+    rng = np.random.default_rng(0)
+
+    def weight(shape, density):
+        return (rng.random(shape) < density) * rng.standard_normal(shape)
+
+    sparse = [weight((300, 40), 0.02), weight((40, 4), 0.02)]
+    assert choose_layouts(sparse) == ["csr", "csr"]
+    dense = [weight((300, 40), 1.0), weight((40, 4), 1.0)]
+    assert choose_layouts(dense) == ["row-sparse", "dense"]
+    compact = compact_mlp(_module_with_density(1.0))
+    assert compact.layouts == ["row-sparse", "dense", "dense"]
+    assert "300x40 row-sparse (100.0% kept)" in repr(compact)
+    sparse = compact_mlp(_module_with_density(0.02))
+    assert sparse.layouts[0] == "csr"
+    assert "csr" in repr(CompressedClassifier(sparse, classes=[0, 1, 2, 3]))
+
+
+def test_layouts_survive_pickling_and_caches_are_left_out():
+    compact = compact_mlp(_module_with_density(0.1))
+    X = sp.random(5, 300, density=0.05, format="csr", random_state=2, dtype=np.float32)
+    before = compact.decision_function(X)
+    again = pickle.loads(pickle.dumps(compact))
+    assert "_cache" not in again.__dict__
+    assert again.layouts == compact.layouts
+    np.testing.assert_array_equal(again.decision_function(X), before)

@@ -580,9 +580,20 @@ def test_invalid_hyperparameters_in_a_param_group_raise_value_error(group_option
         LazyAdam([{"params": [second], **group_options}])
 
 
+@pytest.mark.parametrize("eps", [0.0, -1e-8, 0])
+def test_eps_must_be_positive_and_the_error_names_eps(eps):
+    (param,) = make_params([(2,)])
+    with pytest.raises(ValueError, match="eps"):
+        LazyAdam([param], eps=eps)
+    opt = LazyAdam([param])
+    (other,) = make_params([(3,)])
+    with pytest.raises(ValueError, match="eps"):
+        opt.add_param_group({"params": [other], "eps": eps})
+
+
 def test_valid_edge_hyperparameters_are_accepted():
     (param,) = make_params([(2,)])
-    LazyAdam([param], lr=0.0, betas=(0.0, 0.0), eps=0.0, weight_decay=0.0)
+    LazyAdam([param], lr=0.0, betas=(0.0, 0.0), eps=1e-30, weight_decay=0.0)
     LazyAdam([param], lr=torch.tensor(0.01), betas=[0.5, 0.5])
 
 
@@ -609,3 +620,29 @@ def test_module_does_not_import_sklearn_or_skorch():
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
     assert not imported & {"sklearn", "skorch", "skprune"}
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_compiled_row_update_matches_the_torch_path(monkeypatch, weight_decay, dtype):
+    pytest.importorskip("numba")
+    from skprune import _kernels
+
+    shape = (50, 9)
+    compiled = make_params([shape], dtype=dtype)
+    reference = clone_params(compiled)
+    generator = torch.Generator().manual_seed(4)
+    grads = [[random_sparse_grad(generator, shape, 20).to(dtype)] for _ in range(5)]
+    hyper = {"lr": 0.05, "betas": (0.8, 0.95), "weight_decay": weight_decay}
+    opt = LazyAdam(compiled, **hyper)
+    run_steps(opt, compiled, grads)
+    monkeypatch.setattr(_kernels, "HAVE_NUMBA", False)
+    ref_opt = LazyAdam(reference, **hyper)
+    run_steps(ref_opt, reference, grads)
+
+    atol = 1e-6 if dtype == torch.float32 else 1e-12
+    assert_close(compiled[0], reference[0], atol=atol)
+    for key in ("exp_avg", "exp_avg_sq"):
+        assert_close(
+            opt.state[compiled[0]][key], ref_opt.state[reference[0]][key], atol=atol
+        )
