@@ -1,6 +1,8 @@
 """skprune: neural-network pruning as a scikit-learn estimator, built for sparse data.
 
-- :class:`PrunedClassifier`: train, prune and retrain a skorch classifier in ``fit``.
+- :class:`PrunedClassifier`: train, prune and retrain a skorch classifier in ``fit``;
+  :func:`default_classifier_net` is the skorch net it wraps by default, to start
+  your own from.
 - :class:`MLPModule`: a multi-layer perceptron whose first layer takes sparse input.
 - :class:`CompressedClassifier`: what ``PrunedClassifier.compress()`` returns, a
   compact prediction-only model; :mod:`skprune.compress` does the removing.
@@ -12,9 +14,14 @@
 - :mod:`skprune.datasets`: a generator of text-like sparse data.
 """
 
-from ._classifier import PrunedClassifier
+from ._classifier import PrunedClassifier, default_classifier_net
 from ._compressed import CompressedClassifier
 from .modules import MLPModule
 
-__all__ = ["CompressedClassifier", "MLPModule", "PrunedClassifier"]
+__all__ = [
+    "CompressedClassifier",
+    "MLPModule",
+    "PrunedClassifier",
+    "default_classifier_net",
+]
 __version__ = "0.1.0"

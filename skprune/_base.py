@@ -10,7 +10,10 @@ prediction methods.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import inspect
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
@@ -20,15 +23,40 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.validation import check_is_fitted
 from sklearn_compat.utils.validation import validate_data
+from skorch.callbacks import EarlyStopping
 from skorch.dataset import Dataset as SkorchDataset
 from torch.utils.data import DataLoader
 
 from ._params import PRUNING_PARAMETER_CONSTRAINTS
 from .callbacks import Pruning
 from .data import BatchLoader, SparseDataset, as_canonical_csr
+from .exceptions import DenseGradientWarning
+from .masks import find_prunable_layers
+from .optim import LazyAdam
 from .report import flops, kept_inputs, pruning_report
 
 ACCEPTED_SPARSE = ("csr", "csc", "coo")
+
+
+def _all_or_nothing(fit):
+    """Leave the estimator as it was if ``fit`` fails or is interrupted.
+
+    Validation sets ``n_features_in_`` and ``classes_`` before training; without
+    this, an error or a Ctrl-C during training would leave an estimator that
+    looks fitted (or, on a refit, mixes two fits).
+    """
+
+    @functools.wraps(fit)
+    def fit_all_or_nothing(estimator, *args, **kwargs):
+        before = dict(vars(estimator))
+        try:
+            return fit(estimator, *args, **kwargs)
+        except BaseException:
+            vars(estimator).clear()
+            vars(estimator).update(before)
+            raise
+
+    return fit_all_or_nothing
 
 
 class BasePruned(MetaEstimatorMixin, BaseEstimator):
@@ -95,6 +123,7 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
 
     # the fit sequence ---------------------------------------------------------
 
+    @_all_or_nothing
     def _fit(self, X, y):
         net = self._check_estimator()
         X, y = validate_data(
@@ -111,12 +140,11 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
         pruning = self._make_pruning(net, seed)
         net.set_params(**self._net_params(net, pruning))
 
-        # A private generator: the fit is reproducible and the caller's global
-        # torch random state is left as it was.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with _private_random_state(seed, net.device):
             net.initialize()
-            net.partial_fit(X, y, epochs=pruning.total_epochs)
+            _check_outputs_suit_criterion(net, X, y)
+            _check_gradients_suit_optimizer(net, sparse_input=sp.issparse(X))
+            _train(net, X, y, epochs=pruning.total_epochs)
 
         self.estimator_ = net
         self._set_pruning_attributes(net, pruning)
@@ -136,11 +164,19 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
                 "estimator has callbacks='disable', but pruning runs as a callback; "
                 "pass callbacks=[] and remove the default ones by name instead."
             )
-        if any(isinstance(cb, Pruning) for _, cb in _named(callbacks or [])):
-            raise ValueError(
-                "estimator already has a skprune Pruning callback; "
-                "PrunedClassifier adds its own, so remove it."
-            )
+        for name, callback in _named(callbacks or []):
+            if isinstance(callback, Pruning):
+                raise ValueError(
+                    "estimator already has a skprune Pruning callback; "
+                    "PrunedClassifier adds its own, so remove it."
+                )
+            if isinstance(callback, EarlyStopping):
+                raise ValueError(
+                    f"estimator has an EarlyStopping callback ({name!r}), which is "
+                    "not supported: it would end training before the pruning "
+                    "schedule has run (dense max_epochs, then retrain_epochs after "
+                    "each pruning step). Remove it and choose max_epochs instead."
+                )
         return clone(self.estimator)
 
     def _make_pruning(self, net, seed: int) -> Pruning:
@@ -217,6 +253,139 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
+
+
+@contextlib.contextmanager
+def _private_random_state(seed: int, device):
+    """Seed torch for one fit, and give the caller's random state back afterwards.
+
+    Only the generators of the devices the fit uses are forked and seeded:
+    ``torch.manual_seed`` would also (lazily) reseed every CUDA device, which a
+    CPU fit must leave alone.
+    """
+    device = torch.device("cpu" if device is None else device)
+    cuda = []
+    if device.type == "cuda" and torch.cuda.is_available():
+        cuda = [torch.cuda.current_device() if device.index is None else device.index]
+    with torch.random.fork_rng(devices=cuda, device_type="cuda"):
+        torch.random.default_generator.manual_seed(seed)
+        for index in cuda:
+            torch.cuda.default_generators[index].manual_seed(seed)
+        yield
+
+
+def _train(net, X, y, **fit_params) -> None:
+    """skorch's ``partial_fit`` on an initialised net, but letting Ctrl-C through.
+
+    ``partial_fit`` catches ``KeyboardInterrupt`` and returns normally, which
+    would make an interrupted fit look complete.
+    """
+    net.notify("on_train_begin", X=X, y=y)
+    net.fit_loop(X, y, **fit_params)
+    net.notify("on_train_end", X=X, y=y)
+
+
+#: Rows of the training data the module's outputs are checked on.
+N_PROBE_ROWS = 8
+
+
+def _check_outputs_suit_criterion(net, X, y) -> None:
+    """Run the module once on a few training rows; refuse logits under NLLLoss.
+
+    skorch's ``NeuralNetClassifier`` applies ``NLLLoss`` to ``log(y_pred)``: on a
+    module that returns logits, that trains on NaN. The forward pass also lets
+    the module's own errors surface before anything else looks at it.
+    """
+    n_rows = min(N_PROBE_ROWS, X.shape[0])
+    dataset = net.get_dataset(X[:n_rows], y[:n_rows])
+    # Forked so that the check draws nothing from the fit's random stream.
+    with torch.random.fork_rng(devices=[]):
+        batch = next(iter(net.get_iterator(dataset, training=False)), None)
+        if batch is None:  # a loader that drops short batches
+            return
+        y_pred = net.evaluation_step(batch, training=False)
+    if isinstance(y_pred, tuple):  # skorch's convention: the first is y_pred
+        y_pred = y_pred[0]
+    if not isinstance(net.criterion_, torch.nn.NLLLoss) or y_pred.dim() != 2:
+        return
+    low, high = y_pred.min().item(), y_pred.max().item()
+    row_sums = y_pred.double().sum(dim=1)
+    off_one = (row_sums - 1.0).abs().max().item()
+    if low < 0.0 or high > 1.0 or off_one > 1e-3:
+        raise ValueError(
+            f"The net's criterion is {type(net.criterion_).__name__}, which skorch "
+            "applies to log(y_pred) and so expects probabilities, but the module "
+            f"returns values in [{low:.3g}, {high:.3g}] with row sums from "
+            f"{row_sums.min().item():.3g} to {row_sums.max().item():.3g}: these "
+            "look like logits. Pass criterion=torch.nn.CrossEntropyLoss to the net "
+            "(or end the module's forward with a softmax)."
+        )
+
+
+#: Optimizers that step sparse gradients. The other torch optimizers raise at
+#: their first step; torch.optim.SparseAdam takes nothing but sparse gradients.
+SPARSE_GRADIENT_OPTIMIZERS = (LazyAdam, torch.optim.SGD, torch.optim.Adagrad)
+
+#: Weights in the first layer from which a dense gradient is worth a warning.
+DENSE_GRADIENT_WARNING_SIZE = 1_000_000
+
+
+def _check_gradients_suit_optimizer(net, sparse_input: bool) -> None:
+    """Refuse sparse gradients the optimizer cannot step; warn of a slow first layer."""
+    module, optimizer = net.module_, net.optimizer_
+    sparse = [name for name, layer in module.named_modules() if _sparse_grad(layer)]
+    if sparse:
+        _check_optimizer_accepts_sparse_gradients(optimizer, sparse[0])
+        return
+    layers = find_prunable_layers(module)
+    if not sparse_input or not layers:
+        return
+    first = layers[0]
+    n_weights = first.in_features * first.out_features
+    if n_weights >= DENSE_GRADIENT_WARNING_SIZE:
+        warnings.warn(
+            f"The first layer ({first.name!r}) has {n_weights:,} weights and a "
+            "dense gradient: every optimizer step updates all of them, although "
+            "a sparse batch touches only the rows of its features. For the fast "
+            "path give it a row-sparse gradient: skprune.MLPModule with "
+            "module__sparse_grad=True and optimizer=skprune.optim.LazyAdam (or "
+            "torch.optim.SGD / torch.optim.Adagrad).",
+            DenseGradientWarning,
+            stacklevel=3,
+        )
+
+
+def _check_optimizer_accepts_sparse_gradients(optimizer, layer_name: str) -> None:
+    kind = type(optimizer)
+    in_torch = kind.__module__.startswith("torch.")
+    name = f"torch.optim.{kind.__name__}" if in_torch else kind.__name__
+    problem = None
+    if isinstance(optimizer, SPARSE_GRADIENT_OPTIMIZERS):
+        if kind in (torch.optim.SGD, torch.optim.Adagrad) and any(
+            group.get("weight_decay", 0) for group in optimizer.param_groups
+        ):
+            problem = (
+                f"{name} rejects sparse gradients when weight_decay is not 0 "
+                "(optimizer__weight_decay)"
+            )
+    elif issubclass(kind, torch.optim.SparseAdam):
+        problem = f"{name} rejects the dense gradients of the other layers"
+    elif in_torch:  # a user's own optimizer knows what it accepts
+        problem = f"{name} rejects sparse gradients"
+    if problem:
+        raise ValueError(
+            f"The module's layer {layer_name!r} makes sparse gradients, but "
+            f"{problem}. Use optimizer=skprune.optim.LazyAdam (Adam with lazy "
+            "row-sparse steps), torch.optim.SGD or torch.optim.Adagrad, or turn the "
+            "sparse gradients off (module__sparse_grad=False on skprune.MLPModule)."
+        )
+
+
+def _sparse_grad(layer: torch.nn.Module) -> bool:
+    """Whether ``layer`` gives its weight a sparse gradient."""
+    if isinstance(layer, torch.nn.Embedding | torch.nn.EmbeddingBag):
+        return bool(layer.sparse)
+    return getattr(layer, "sparse_grad", False) is True
 
 
 def _as_batchable(X):

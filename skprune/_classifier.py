@@ -14,7 +14,7 @@ from sklearn_compat.utils.validation import validate_data
 from skorch import NeuralNetClassifier
 
 from ._base import ACCEPTED_SPARSE, BasePruned, _as_batchable
-from ._compressed import CompressedClassifier
+from ._compressed import CompressedClassifier, decision_from_logits
 from .compress import compact_mlp
 from .modules import MLPModule
 from .optim import LazyAdam
@@ -30,6 +30,23 @@ def default_classifier_net() -> NeuralNetClassifier:
     (learning rate 1e-3) in shuffled batches of 64 for 6 epochs, on all the data
     (``train_split=None``: inside a grid search no data is held out behind the
     search's back), silently. The first layer's gradient is row-sparse.
+
+    Start from it to change a setting while keeping the fast sparse path; any
+    other skorch ``NeuralNetClassifier`` works too.
+
+    Returns
+    -------
+    net : skorch.NeuralNetClassifier
+        Unfitted; :class:`PrunedClassifier` sets its module's ``n_features`` and
+        ``n_classes`` from the data.
+
+    Examples
+    --------
+    >>> from skprune import PrunedClassifier, default_classifier_net
+    >>> net = default_classifier_net().set_params(
+    ...     max_epochs=10, module__hidden_layer_sizes=(128, 64)
+    ... )
+    >>> clf = PrunedClassifier(net, prune_ratio=0.9)
     """
     return NeuralNetClassifier(
         MLPModule,
@@ -238,9 +255,7 @@ class PrunedClassifier(ClassifierMixin, BasePruned):
             self, X, accept_sparse=ACCEPTED_SPARSE, dtype=np.float32, reset=False
         )
         logits = self.estimator_.forward(_as_batchable(X)).numpy().astype(np.float64)
-        if logits.shape[1] == 2:
-            return logits[:, 1] - logits[:, 0]
-        return logits
+        return decision_from_logits(logits)
 
     def compress(self) -> CompressedClassifier:
         """A compact, prediction-only copy of the fitted model.

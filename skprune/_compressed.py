@@ -9,7 +9,19 @@ from sklearn.utils.validation import check_array
 
 from .compress import CompactMLP
 
-__all__ = ["CompressedClassifier"]
+__all__ = ["CompressedClassifier", "decision_from_logits"]
+
+
+def decision_from_logits(logits: np.ndarray) -> np.ndarray:
+    """scikit-learn's ``decision_function`` from a network's logits.
+
+    For two classes, the second class's logit minus the first's, of shape
+    (n_samples,), as scikit-learn's binary classifiers return; otherwise the
+    logits unchanged.
+    """
+    if logits.shape[1] == 2:
+        return logits[:, 1] - logits[:, 0]
+    return logits
 
 
 class CompressedClassifier(ClassifierMixin, BaseEstimator):
@@ -63,10 +75,7 @@ class CompressedClassifier(ClassifierMixin, BaseEstimator):
         For two classes, of shape (n_samples,): the second class's score minus
         the first's, as in :meth:`PrunedClassifier.decision_function`.
         """
-        logits = self._logits(X)
-        if logits.shape[1] == 2:
-            return logits[:, 1] - logits[:, 0]
-        return logits
+        return decision_from_logits(self._logits(X))
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities, of shape (n_samples, n_classes)."""

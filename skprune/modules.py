@@ -95,12 +95,16 @@ class SparseLinear(nn.Module):
         rows : torch.Tensor of int64
             Positions, among the current weight rows, of the rows kept.
         """
-        rows = rows.to(torch.int64)
+        # Built where the weight lives: indexing a CPU map with device indices fails.
+        device = self.weight.device
+        rows = rows.to(device=device, dtype=torch.int64)
         index = rows if self.input_index is None else self.input_index[rows]
-        column_map = torch.full((self.input_width,), -1, dtype=torch.int64)
-        column_map[index] = torch.arange(len(index))
+        column_map = torch.full(
+            (self.input_width,), -1, dtype=torch.int64, device=device
+        )
+        column_map[index] = torch.arange(len(index), device=device)
         self.input_index = index
-        self._column_map = column_map.to(self.weight.device)
+        self._column_map = column_map
         self.in_features = len(index)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -16,6 +16,7 @@ from sklearn.base import clone
 from skorch import NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import EpochScoring
 
+import skprune
 from skprune import MLPModule, PrunedClassifier
 from skprune.datasets import make_text_classification
 
@@ -36,6 +37,16 @@ def test_default_classifier_prunes_to_the_ratio_and_learns(text_data):
     assert clf.sparsity_ == pytest.approx(0.9, abs=1e-6)
     assert clf.score(X, y) > 0.9
     assert clf.n_nonzero_params_ == round(0.1 * clf.n_params_)
+
+
+def test_default_net_is_the_public_default_classifier_net(text_data):
+    X, y = text_data
+    assert "default_classifier_net" in skprune.__all__
+    implicit = PrunedClassifier(prune_ratio=0.9, random_state=0).fit(X, y)
+    explicit = PrunedClassifier(
+        skprune.default_classifier_net(), prune_ratio=0.9, random_state=0
+    ).fit(X, y)
+    np.testing.assert_array_equal(explicit.predict_proba(X), implicit.predict_proba(X))
 
 
 def test_fitted_attributes_describe_the_data_and_the_pruning(text_data):

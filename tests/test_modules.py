@@ -5,6 +5,8 @@ import pytest
 import scipy.sparse as sp
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 from skprune.data import to_torch
 from skprune.modules import MLPModule, SparseLinear
@@ -220,3 +222,48 @@ def test_mlp_parameters_are_deterministic_under_manual_seed():
     for name in first:
         assert torch.equal(first[name], second[name])
     assert not all(torch.equal(first[n], third[n]) for n in first)
+
+
+class _DevicesOfNewTensors(TorchDispatchMode):
+    """Records the device of every tensor the operations run under it produce."""
+
+    def __init__(self):
+        super().__init__()
+        self.devices = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for leaf in tree_leaves(out):
+            if isinstance(leaf, torch.Tensor):
+                self.devices.add(leaf.device.type)
+        return out
+
+
+def test_restrict_inputs_builds_its_column_map_on_the_weights_device():
+    # The meta device stands in for a GPU: a map built on the CPU shows up here.
+    layer = SparseLinear(6, 3).to("meta")
+    with _DevicesOfNewTensors() as log:
+        layer.restrict_inputs(torch.tensor([0, 2, 5], device="meta"))
+    assert log.devices == {"meta"}
+    assert layer.input_index.device.type == "meta"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_restricted_layer_runs_on_cuda_like_on_the_cpu():
+    dense = batch_with_empty_rows()
+    torch.manual_seed(0)
+    layer = SparseLinear(8, 3)
+    kept = torch.tensor([0, 3, 5, 7])
+    cpu = SparseLinear(8, 3)
+    cpu.load_state_dict(layer.state_dict())
+    with torch.no_grad():
+        cpu.weight = nn.Parameter(cpu.weight[kept])
+    cpu.restrict_inputs(kept)
+    gpu = SparseLinear(8, 3).cuda()
+    gpu.load_state_dict(layer.state_dict())
+    with torch.no_grad():
+        gpu.weight = nn.Parameter(gpu.weight[kept.cuda()])
+    gpu.restrict_inputs(kept.cuda())
+    for x in (dense, dense.to_sparse_csr()):
+        expected = cpu(x)
+        torch.testing.assert_close(gpu(x.cuda()).cpu(), expected, atol=ATOL, rtol=0)
