@@ -368,9 +368,11 @@ def _check_optimizer_accepts_sparse_gradients(optimizer, layer_name: str) -> Non
                 f"{name} rejects sparse gradients when weight_decay is not 0 "
                 "(optimizer__weight_decay)"
             )
+    elif not in_torch:
+        pass  # a user's own optimizer knows what it accepts
     elif issubclass(kind, torch.optim.SparseAdam):
         problem = f"{name} rejects the dense gradients of the other layers"
-    elif in_torch:  # a user's own optimizer knows what it accepts
+    else:
         problem = f"{name} rejects sparse gradients"
     if problem:
         raise ValueError(

@@ -81,7 +81,13 @@ class PrunedClassifier(ClassifierMixin, BasePruned):
         :func:`default_classifier_net`. Modules whose constructor takes
         ``n_features`` and ``n_classes`` get them from the data. Its
         ``max_epochs`` is the number of dense training epochs; its ``train_split``
-        is kept (the default net holds no data out).
+        is kept (the default net holds no data out). Before training, ``fit``
+        runs its module on a few rows and refuses a criterion that does not suit
+        the outputs (``NLLLoss`` on logits: use ``torch.nn.CrossEntropyLoss``),
+        sparse gradients its optimizer cannot step, and ``EarlyStopping``
+        callbacks (they would stop training before pruning); it warns with
+        :class:`~skprune.exceptions.DenseGradientWarning` when a wide first
+        layer gets a dense gradient on sparse input.
     prune_ratio : float in [0, 1), default=0.5
         Fraction pruned in the end: of the prunable weights for
         ``granularity="weight"``, of the hidden units for ``"neuron"``, of the

@@ -271,18 +271,17 @@ def make_granularity(
     name: str,
     layers: Sequence[PrunableLayer],
     shapes: Mapping[str, tuple[int, ...]],
-    *,
-    patterns: Sequence[str] | None = None,
-    prune_output: bool = False,
-    prune_bias: bool = False,
+    **options,
 ) -> Granularity:
     """The granularity called ``name``, over a module's layers.
 
     Parameters
     ----------
     name : {"weight", "neuron", "feature"}
-    layers, shapes, patterns, prune_output, prune_bias
+    layers, shapes
         As for :class:`Granularity`.
+    **options
+        ``patterns``, ``prune_output``, ``prune_bias``, as for :class:`Granularity`.
 
     Returns
     -------
@@ -300,13 +299,7 @@ def make_granularity(
     """
     if name not in _CLASSES:
         raise ValueError(f"granularity must be one of {GRANULARITIES}, got {name!r}.")
-    return _CLASSES[name](
-        layers,
-        shapes,
-        patterns=patterns,
-        prune_output=prune_output,
-        prune_bias=prune_bias,
-    )
+    return _CLASSES[name](layers, shapes, **options)
 
 
 def _expand(group_keep: torch.Tensor, axis: int, shape: tuple[int, ...]):

@@ -153,8 +153,9 @@ def test_compress_needs_an_mlp_module_trained_with_cross_entropy(text_data):
     clf = PrunedClassifier(net, retrain_epochs=1, random_state=0).fit(X, y)
     with pytest.raises(TypeError, match="MLPModule"):
         clf.compress()
-    nll = small_net(max_epochs=1, criterion=torch.nn.NLLLoss)
-    clf = PrunedClassifier(nll, retrain_epochs=1, random_state=0).fit(X, y)
+    # logits under another criterion (NLLLoss on logits is refused by fit)
+    margin = small_net(max_epochs=1, criterion=torch.nn.MultiMarginLoss)
+    clf = PrunedClassifier(margin, retrain_epochs=1, random_state=0).fit(X, y)
     with pytest.raises(TypeError, match="CrossEntropyLoss"):
         clf.compress()
 

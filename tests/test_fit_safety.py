@@ -115,17 +115,10 @@ def assert_unfitted(clf):
 # C1: a criterion that does not suit the module's outputs -------------------------
 
 
-@pytest.mark.parametrize(
-    "criterion",
-    [None, torch.nn.NLLLoss, torch.nn.NLLLoss()],
-    ids=["skorch default", "class", "instance"],
-)
-def test_logits_under_nll_loss_are_refused_before_training(data, criterion):
-    X, y, _, _ = data
-    # skorch's default criterion is NLLLoss, MLPModule returns logits: the net
-    # a new user writes first, which would train on NaN losses.
-    params = {} if criterion is None else {"criterion": criterion}
-    net = NeuralNetClassifier(
+def new_users_first_net(**params):
+    """skorch's default criterion (NLLLoss) around MLPModule, which returns logits:
+    the net a new user writes first, which would train on NaN losses."""
+    return NeuralNetClassifier(
         skprune.MLPModule,
         max_epochs=4,
         train_split=None,
@@ -133,16 +126,21 @@ def test_logits_under_nll_loss_are_refused_before_training(data, criterion):
         verbose=0,
         **params,
     )
-    clf = PrunedClassifier(net)
-    with pytest.raises(ValueError, match="criterion=torch.nn.CrossEntropyLoss"):
-        clf.fit(X, y)
-    assert EPOCHS_SEEN == []
-    assert_unfitted(clf)
 
 
-def test_users_logits_module_under_nll_loss_is_refused(data):
+@pytest.mark.parametrize(
+    "net",
+    [
+        new_users_first_net,
+        lambda: new_users_first_net(criterion=torch.nn.NLLLoss),
+        lambda: new_users_first_net(criterion=torch.nn.NLLLoss()),
+        lambda: user_net(criterion=torch.nn.NLLLoss),
+    ],
+    ids=["skorch default", "class", "instance", "user module"],
+)
+def test_logits_under_nll_loss_are_refused_before_training(data, net):
     X, y, _, _ = data
-    clf = pruned(user_net(criterion=torch.nn.NLLLoss))
+    clf = PrunedClassifier(net())
     with pytest.raises(ValueError, match="criterion=torch.nn.CrossEntropyLoss"):
         clf.fit(X, y)
     assert EPOCHS_SEEN == []

@@ -28,21 +28,16 @@ def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
 
 
-def test_default_classifier_passes_the_estimator_checks_but_the_toy_accuracy_one():
-    """The default net trains 10 epochs at lr 1e-3 for large sparse data: about
-    40 optimizer steps on the checks' 150-sample blobs, too few to pass their
-    accuracy bar. Every other check holds for it as it ships."""
+def test_default_classifier_passes_every_estimator_check():
+    """The net as it ships, with no expected failure, the toy accuracy bar of
+    check_classifiers_train included."""
     from sklearn.utils.estimator_checks import check_estimator
 
-    results = check_estimator(
-        PrunedClassifier(random_state=0),
-        on_fail=None,
-        expected_failed_checks={
-            "check_classifiers_train": "toy accuracy bar with the default epochs"
-        },
-    )
+    results = check_estimator(PrunedClassifier(random_state=0), on_fail=None)
     failed = [r["check_name"] for r in results if r["status"] == "failed"]
     assert failed == []
+    train_checks = [r for r in results if r["check_name"] == "check_classifiers_train"]
+    assert [r["status"] for r in train_checks] == ["passed"] * len(train_checks) != []
 
 
 def _texts(n=120):
