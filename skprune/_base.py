@@ -19,14 +19,16 @@ import torch
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 from sklearn_compat.utils.validation import validate_data
+from skorch import NeuralNetClassifier
 from skorch.dataset import Dataset as SkorchDataset
 from torch.utils.data import DataLoader
 
 from .callbacks import GRANULARITIES, SCOPES, Pruning
 from .data import BatchLoader, SparseDataset, as_canonical_csr
 from .importance import IMPORTANCE_CRITERIA
+from .losses import WeightedLoss
 from .report import flops, kept_inputs, pruning_report
 from .schedules import SCHEDULES
 
@@ -111,9 +113,15 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
         """``module__`` parameters set from the data (input and output sizes)."""
         raise NotImplementedError
 
+    def _sample_weights(self, y, sample_weight):
+        """Per-sample training weights from the encoded ``y``; None if all 1."""
+        if sample_weight is None or np.all(sample_weight == 1):
+            return None
+        return sample_weight.astype(np.float32)
+
     # the fit sequence ---------------------------------------------------------
 
-    def _fit(self, X, y):
+    def _fit(self, X, y, sample_weight=None):
         net = self._check_estimator()
         X, y = validate_data(
             self,
@@ -123,11 +131,18 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
             dtype=np.float32,
             ensure_min_samples=2,
         )
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True
+            )
         X = _as_batchable(X)
         y = self._encode_targets(y)
+        weights = self._sample_weights(y, sample_weight)
         seed = int(check_random_state(self.random_state).randint(2**31 - 1))
         pruning = self._make_pruning(net, seed)
         net.set_params(**self._net_params(net, pruning))
+        if weights is not None:
+            net.set_params(**_weighted_training(net, weights))
 
         # A private generator: the fit is reproducible and the caller's global
         # torch random state is left as it was.
@@ -136,6 +151,8 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
             net.initialize()
             net.partial_fit(X, y, epochs=pruning.total_epochs)
 
+        if weights is not None:  # the weights are data: the fitted net keeps none
+            delattr(net, "iterator_train__sample_weight")
         self.estimator_ = net
         self._set_pruning_attributes(net, pruning)
         return self
@@ -242,6 +259,30 @@ def _as_batchable(X):
     if sp.issparse(X):
         return as_canonical_csr(X)
     return np.ascontiguousarray(X)
+
+
+def _weighted_training(net, weights) -> dict:
+    """Net parameters that weight each training sample's loss by ``weights``.
+
+    The training loader hands over ``(y, weights)`` targets and the user's
+    criterion is wrapped in :class:`WeightedLoss`, which takes them apart.
+    """
+    if net.iterator_train is not BatchLoader:
+        raise ValueError(
+            "sample_weight and class_weight need skprune's data path, but the "
+            f"estimator's iterator_train is {net.iterator_train!r}; leave "
+            "iterator_train at its default."
+        )
+    if net.criterion is WeightedLoss:  # the user's own, already weighting
+        return {"iterator_train__sample_weight": weights}
+    return {
+        "criterion": WeightedLoss,
+        "criterion__loss": net.criterion,
+        # NeuralNetClassifier feeds NLLLoss log(y_pred); WeightedLoss hides the
+        # NLLLoss from it, so it takes the log itself.
+        "criterion__nll_on_probabilities": isinstance(net, NeuralNetClassifier),
+        "iterator_train__sample_weight": weights,
+    }
 
 
 def _named(callbacks):
