@@ -11,7 +11,6 @@ targets (validation, scoring) are not.
 from __future__ import annotations
 
 import copy
-import inspect
 
 import torch
 from torch import nn
@@ -111,9 +110,12 @@ def _per_sample(loss, loss_params):
     elif isinstance(loss, type) and issubclass(loss, nn.Module):
         loss_params = dict(loss_params)
         reduction = loss_params.pop("reduction", "mean")
-        if not _takes_reduction(loss):
-            raise _no_reduction(loss)
-        loss = loss(reduction="none", **loss_params)
+        try:
+            loss = loss(reduction="none", **loss_params)
+        except TypeError as exc:
+            if "reduction" in str(exc):
+                raise _no_reduction(loss) from exc
+            raise
     else:
         raise TypeError(
             "criterion must be a torch.nn.Module class or instance, got "
@@ -126,14 +128,6 @@ def _per_sample(loss, loss_params):
             "number per batch)."
         )
     return loss, reduction
-
-
-def _takes_reduction(loss_class) -> bool:
-    parameters = inspect.signature(loss_class).parameters.values()
-    return any(
-        p.name == "reduction" or p.kind is inspect.Parameter.VAR_KEYWORD
-        for p in parameters
-    )
 
 
 def _no_reduction(loss_class) -> ValueError:
