@@ -49,6 +49,17 @@ class WeightedLoss(nn.Module):
         The wrapped loss, computing one value per sample.
     reduction : {"mean", "sum"}
         How weighted per-sample losses are reduced over the batch.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skprune.losses import WeightedLoss
+    >>> loss = WeightedLoss(torch.nn.CrossEntropyLoss)
+    >>> logits, y = torch.zeros(2, 3), torch.tensor([0, 1])
+    >>> round(loss(logits, (y, torch.tensor([1.0, 0.0]))).item(), 4)  # log(3) / 2
+    0.5493
+    >>> round(loss(logits, y).item(), 4)  # plain targets: unweighted
+    1.0986
     """
 
     def __init__(self, loss, nll_on_probabilities: bool = False, **loss_params) -> None:
