@@ -120,7 +120,7 @@ class PrunedClassifier(ClassifierMixin, BasePruned):
         ``n_samples / (n_classes * np.bincount(y))``, counting ``sample_weight``
         when given, as scikit-learn's linear models do. A sample's weight is
         ``sample_weight[i] * class_weight[y[i]]``; a batch's loss is the mean
-        over the batch of weight x per-sample loss. Weights needs the net's
+        over the batch of weight x per-sample loss. Weights need the net's
         criterion to take ``reduction="none"`` (torch's losses do); the
         validation loss and the scores are unweighted.
 
