@@ -12,7 +12,7 @@ from sklearn.metrics import recall_score
 from skorch import NeuralNetClassifier
 from skorch.callbacks import Callback, EpochScoring
 from skorch.dataset import ValidSplit
-from torch.utils.data import Subset
+from torch.utils.data import DataLoader, Subset
 
 from skprune import MLPModule, PrunedClassifier
 from skprune.data import BatchLoader, SparseDataset
@@ -318,6 +318,17 @@ def test_a_criterion_without_per_sample_losses_is_refused_before_training(data):
     with pytest.raises(ValueError, match="ScalarOnlyLoss does not take reduction"):
         quick(net, class_weight="balanced").fit(X, y)
     quick(net.set_params(callbacks=[])).fit(X, y)  # unweighted, it trains
+
+
+class OwnLoader(DataLoader):
+    pass
+
+
+def test_weights_need_skprunes_training_loader(data):
+    X, y = data
+    net = small_net(iterator_train=OwnLoader, callbacks=[FailsIfTrained()])
+    with pytest.raises(ValueError, match="iterator_train is <class .*OwnLoader"):
+        quick(net).fit(X, y, sample_weight=np.arange(len(y)) % 3)
 
 
 def test_the_callers_weights_and_estimator_are_not_modified(data):
