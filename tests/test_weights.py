@@ -239,7 +239,7 @@ def test_a_zero_weight_sample_has_no_influence_through_its_label_or_features(dat
         other_X.tocsr(), other_y, sample_weight=weights
     )
     assert_same_model(reference, changed)
-    # A small weight instead of zero does count.
+    # A non-zero weight does count.
     weights[:40] = 0.5
     counted = quick(importance="taylor").fit(
         other_X.tocsr(), other_y, sample_weight=weights
