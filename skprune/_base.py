@@ -21,8 +21,9 @@ import torch
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 from sklearn_compat.utils.validation import validate_data
+from skorch import NeuralNetClassifier
 from skorch.callbacks import EarlyStopping
 from skorch.dataset import Dataset as SkorchDataset
 from torch.utils.data import DataLoader
@@ -31,6 +32,7 @@ from ._params import PRUNING_PARAMETER_CONSTRAINTS
 from .callbacks import Pruning
 from .data import BatchLoader, SparseDataset, as_canonical_csr
 from .exceptions import DenseGradientWarning
+from .losses import WeightedLoss, unweighted_loss
 from .masks import find_prunable_layers
 from .optim import LazyAdam
 from .report import flops, kept_inputs, pruning_report
@@ -121,10 +123,16 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
         """``module__`` parameters set from the data (input and output sizes)."""
         raise NotImplementedError
 
+    def _sample_weights(self, y, sample_weight):
+        """Per-sample training weights from the encoded ``y``; None if all 1."""
+        if sample_weight is None or np.all(sample_weight == 1):
+            return None
+        return sample_weight.astype(np.float32)
+
     # the fit sequence ---------------------------------------------------------
 
     @_all_or_nothing
-    def _fit(self, X, y):
+    def _fit(self, X, y, sample_weight=None):
         net = self._check_estimator()
         X, y = validate_data(
             self,
@@ -134,11 +142,18 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
             dtype=np.float32,
             ensure_min_samples=2,
         )
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True
+            )
         X = _as_batchable(X)
         y = self._encode_targets(y)
+        weights = self._sample_weights(y, sample_weight)
         seed = int(check_random_state(self.random_state).randint(2**31 - 1))
         pruning = self._make_pruning(net, seed)
         net.set_params(**self._net_params(net, pruning))
+        if weights is not None:
+            net.set_params(**_weighted_training(net, weights))
 
         with _private_random_state(seed, net.device):
             net.initialize()
@@ -146,6 +161,8 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
             _check_gradients_suit_optimizer(net, sparse_input=sp.issparse(X))
             _train(net, X, y, epochs=pruning.total_epochs)
 
+        if weights is not None:  # the weights are data: the fitted net keeps none
+            delattr(net, "iterator_train__sample_weight")
         self.estimator_ = net
         self._set_pruning_attributes(net, pruning)
         return self
@@ -306,14 +323,15 @@ def _check_outputs_suit_criterion(net, X, y) -> None:
         y_pred = net.evaluation_step(batch, training=False)
     if isinstance(y_pred, tuple):  # skorch's convention: the first is y_pred
         y_pred = y_pred[0]
-    if not isinstance(net.criterion_, torch.nn.NLLLoss) or y_pred.dim() != 2:
+    criterion = unweighted_loss(net.criterion_)
+    if not isinstance(criterion, torch.nn.NLLLoss) or y_pred.dim() != 2:
         return
     low, high = y_pred.min().item(), y_pred.max().item()
     row_sums = y_pred.double().sum(dim=1)
     off_one = (row_sums - 1.0).abs().max().item()
     if low < 0.0 or high > 1.0 or off_one > 1e-3:
         raise ValueError(
-            f"The net's criterion is {type(net.criterion_).__name__}, which skorch "
+            f"The net's criterion is {type(criterion).__name__}, which skorch "
             "applies to log(y_pred) and so expects probabilities, but the module "
             f"returns values in [{low:.3g}, {high:.3g}] with row sums from "
             f"{row_sums.min().item():.3g} to {row_sums.max().item():.3g}: these "
@@ -395,6 +413,30 @@ def _as_batchable(X):
     if sp.issparse(X):
         return as_canonical_csr(X)
     return np.ascontiguousarray(X)
+
+
+def _weighted_training(net, weights) -> dict:
+    """Net parameters that weight each training sample's loss by ``weights``.
+
+    The training loader hands over ``(y, weights)`` targets and the user's
+    criterion is wrapped in :class:`WeightedLoss`, which takes them apart.
+    """
+    if net.iterator_train is not BatchLoader:
+        raise ValueError(
+            "sample_weight and class_weight need skprune's data path, but the "
+            f"estimator's iterator_train is {net.iterator_train!r}; leave "
+            "iterator_train at its default."
+        )
+    if net.criterion is WeightedLoss:  # the user's own, already weighting
+        return {"iterator_train__sample_weight": weights}
+    return {
+        "criterion": WeightedLoss,
+        "criterion__loss": net.criterion,
+        # NeuralNetClassifier feeds NLLLoss log(y_pred); WeightedLoss hides the
+        # NLLLoss from it, so it takes the log itself.
+        "criterion__nll_on_probabilities": isinstance(net, NeuralNetClassifier),
+        "iterator_train__sample_weight": weights,
+    }
 
 
 def _named(callbacks):

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from numbers import Real
+
 import numpy as np
 import torch
 from sklearn.base import ClassifierMixin
 from sklearn.preprocessing import LabelEncoder
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
@@ -16,6 +20,7 @@ from skorch import NeuralNetClassifier
 from ._base import ACCEPTED_SPARSE, BasePruned, _as_batchable
 from ._compressed import CompressedClassifier, decision_from_logits
 from .compress import compact_mlp
+from .losses import WeightedLoss, unweighted_loss
 from .modules import MLPModule
 from .optim import LazyAdam
 
@@ -131,6 +136,16 @@ class PrunedClassifier(ClassifierMixin, BasePruned):
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, shuffling, dropout and random importance;
         an int makes two fits give identical predictions.
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes in the training loss (and so in the gradients
+        that ``importance="taylor"`` ranks by), ``{class_label: weight}``;
+        classes not in the dict weigh 1. ``"balanced"`` weighs each class by
+        ``n_samples / (n_classes * np.bincount(y))``, counting ``sample_weight``
+        when given, as scikit-learn's linear models do. A sample's weight is
+        ``sample_weight[i] * class_weight[y[i]]``; a batch's loss is the mean
+        over the batch of weight x per-sample loss. Weights need the net's
+        criterion to take ``reduction="none"`` (torch's losses do); the
+        validation loss and the scores are unweighted.
 
     Attributes
     ----------
@@ -176,7 +191,53 @@ class PrunedClassifier(ClassifierMixin, BasePruned):
     (3,)
     """
 
+    _parameter_constraints: dict = {
+        **BasePruned._parameter_constraints,
+        "class_weight": [StrOptions({"balanced"}), dict, None],
+    }
+
     _net_class = NeuralNetClassifier
+
+    def __init__(
+        self,
+        estimator=None,
+        *,
+        prune_ratio: float = 0.5,
+        importance="magnitude",
+        granularity: str = "weight",
+        scope: str = "global",
+        schedule: str = "oneshot",
+        n_rounds: int = 1,
+        retrain_epochs: int | None = None,
+        retrain_lr_factor: float = 1.0,
+        rewind: bool = False,
+        rewind_epoch: int = 0,
+        min_keep: int | float = 1,
+        prune_output: bool = False,
+        prune_bias: bool = False,
+        layers=None,
+        random_state=None,
+        class_weight=None,
+    ) -> None:
+        super().__init__(
+            estimator,
+            prune_ratio=prune_ratio,
+            importance=importance,
+            granularity=granularity,
+            scope=scope,
+            schedule=schedule,
+            n_rounds=n_rounds,
+            retrain_epochs=retrain_epochs,
+            retrain_lr_factor=retrain_lr_factor,
+            rewind=rewind,
+            rewind_epoch=rewind_epoch,
+            min_keep=min_keep,
+            prune_output=prune_output,
+            prune_bias=prune_bias,
+            layers=layers,
+            random_state=random_state,
+        )
+        self.class_weight = class_weight
 
     def _default_estimator(self):
         return default_classifier_net()
@@ -195,8 +256,49 @@ class PrunedClassifier(ClassifierMixin, BasePruned):
     def _module_sizes(self) -> dict:
         return {"n_features": self.n_features_in_, "n_classes": len(self.classes_)}
 
+    def _sample_weights(self, y, sample_weight):
+        if self.class_weight is None:
+            return super()._sample_weights(y, sample_weight)
+        if self.class_weight == "balanced":
+            # As LogisticRegression: class counts weighted by sample_weight.
+            with np.errstate(divide="ignore"):  # a class whose samples weigh 0
+                per_class = compute_class_weight(
+                    "balanced",
+                    classes=np.arange(len(self.classes_)),
+                    y=y,
+                    sample_weight=sample_weight,
+                )
+        else:
+            per_class = self._class_weight_array()
+        weights = per_class[y]
+        if sample_weight is not None:
+            with np.errstate(invalid="ignore"):
+                weights = np.where(sample_weight == 0, 0.0, weights * sample_weight)
+        if not np.any(weights):
+            raise ValueError(
+                "class_weight and sample_weight give every sample a weight of zero."
+            )
+        return super()._sample_weights(y, weights)
+
+    def _class_weight_array(self) -> np.ndarray:
+        """``class_weight`` (a dict) as one weight per class of ``classes_``."""
+        classes = self.classes_.tolist()
+        unknown = [c for c in self.class_weight if c not in classes]
+        if unknown:
+            raise ValueError(
+                f"class_weight has classes {unknown!r} that are not in y; the "
+                f"classes are {classes!r}."
+            )
+        for label, weight in self.class_weight.items():
+            if not (isinstance(weight, Real) and np.isfinite(weight) and weight >= 0):
+                raise ValueError(
+                    "class_weight must map classes to finite non-negative "
+                    f"numbers; got {weight!r} for class {label!r}."
+                )
+        return np.array([self.class_weight.get(c, 1.0) for c in classes], float)
+
     @_fit_context(prefer_skip_nested_validation=False)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Train, prune and retrain the network.
 
         Parameters
@@ -205,12 +307,17 @@ class PrunedClassifier(ClassifierMixin, BasePruned):
             Any scipy sparse format or a dense array; converted to float32.
         y : array-like of shape (n_samples,)
             Class labels of any type.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the samples in the training loss, multiplied
+            by ``class_weight``; None weighs every sample 1. A sample of weight
+            0 takes no part in training (as if removed; it stays in a
+            validation split, whose loss and scores are unweighted).
 
         Returns
         -------
         self : PrunedClassifier
         """
-        return self._fit(X, y)
+        return self._fit(X, y, sample_weight)
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities.
@@ -234,6 +341,8 @@ class PrunedClassifier(ClassifierMixin, BasePruned):
         """Whether the net is trained on logits (``CrossEntropyLoss``)."""
         net = getattr(self, "estimator_", self.estimator)
         criterion = torch.nn.CrossEntropyLoss if net is None else net.criterion
+        if criterion is WeightedLoss:  # a weighted fit wraps the net's criterion
+            criterion = net.criterion__loss
         if isinstance(criterion, torch.nn.Module):
             return isinstance(criterion, torch.nn.CrossEntropyLoss)
         return isinstance(criterion, type) and issubclass(
@@ -279,11 +388,11 @@ class PrunedClassifier(ClassifierMixin, BasePruned):
         compressed : CompressedClassifier
         """
         check_is_fitted(self)
-        if not isinstance(self.estimator_.criterion_, torch.nn.CrossEntropyLoss):
+        criterion = unweighted_loss(self.estimator_.criterion_)
+        if not isinstance(criterion, torch.nn.CrossEntropyLoss):
             raise TypeError(
                 "compress() needs a net trained with torch.nn.CrossEntropyLoss "
-                "(its outputs are logits); got "
-                f"{type(self.estimator_.criterion_).__name__}."
+                f"(its outputs are logits); got {type(criterion).__name__}."
             )
         return CompressedClassifier(compact_mlp(self.estimator_.module_), self.classes_)
 

@@ -191,6 +191,14 @@ class BatchLoader:
     densify : bool, default=False
         Hand sparse batches over as dense tensors, for modules that cannot take
         sparse input. Only one batch is ever dense at a time.
+    sample_weight : numpy.ndarray of shape (n_samples,), default=None
+        Non-negative weights of the underlying dataset's rows (indexed like its
+        rows, also when ``dataset`` is a ``Subset``). When given, each batch's
+        target is the pair ``(y, weights)``, which
+        :class:`skprune.losses.WeightedLoss` takes apart, and rows of weight 0
+        are left out of the batches: batched exactly as if they had been
+        removed, they cannot move a lazy optimizer (which steps every
+        first-layer row a batch touches) either. For training batches only.
     **options
         ``DataLoader`` worker and pinning options, accepted and ignored.
     """
@@ -202,6 +210,7 @@ class BatchLoader:
         shuffle: bool = False,
         drop_last: bool = False,
         densify: bool = False,
+        sample_weight: np.ndarray | None = None,
         **options,
     ) -> None:
         unknown = set(options) - _IGNORED_LOADER_OPTIONS
@@ -218,7 +227,10 @@ class BatchLoader:
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.densify = densify
+        self.sample_weight = sample_weight
         self._base, self._rows = _unwrap_subsets(dataset)
+        if sample_weight is not None:
+            self._rows = _weighted_rows(self._base, self._rows, sample_weight)
 
     def __len__(self) -> int:
         n = len(self._rows) if self._rows is not None else len(self._base)
@@ -243,7 +255,24 @@ class BatchLoader:
             if self.densify and sp.issparse(Xb):
                 Xb = Xb.toarray()
             yb = None if y is None else torch.as_tensor(y[rows])
+            if self.sample_weight is not None:
+                yb = (yb, torch.as_tensor(self.sample_weight[rows]))
             yield to_torch(Xb), yb
+
+
+def _weighted_rows(dataset, rows, sample_weight):
+    """The selected rows of ``dataset`` (None: all) whose weight is not zero."""
+    if dataset.y is None:
+        raise ValueError("sample_weight needs a dataset with targets y.")
+    if np.ndim(sample_weight) != 1 or len(sample_weight) != len(dataset):
+        raise ValueError(
+            f"sample_weight has shape {np.shape(sample_weight)}, but the dataset "
+            f"has {len(dataset)} rows."
+        )
+    weighted = np.asarray(sample_weight) != 0
+    if rows is None:
+        return None if weighted.all() else np.flatnonzero(weighted)
+    return rows[weighted[rows]]
 
 
 def _unwrap_subsets(dataset):

@@ -22,8 +22,23 @@ CHECKED = [
     ),
 ]
 
+# A sample of integer weight k is one row in one minibatch, weighted k; k repeated
+# rows are k rows spread over the shuffled batches, so the number of batches, each
+# batch's mean loss and the order of the optimizer steps all differ: a stochastic
+# minibatch learner does not give the same net. (Weight 0 is exactly removal:
+# tests/test_weights.py.)
+SAMPLE_WEIGHT_EQUIVALENCE = {
+    check: "integer sample weights are not repeated rows for minibatch SGD"
+    for check in (
+        "check_sample_weight_equivalence_on_dense_data",
+        "check_sample_weight_equivalence_on_sparse_data",
+    )
+}
 
-@parametrize_with_checks(CHECKED)
+
+@parametrize_with_checks(
+    CHECKED, expected_failed_checks=lambda estimator: SAMPLE_WEIGHT_EQUIVALENCE
+)
 def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
 
@@ -33,7 +48,11 @@ def test_default_classifier_passes_every_estimator_check():
     check_classifiers_train included."""
     from sklearn.utils.estimator_checks import check_estimator
 
-    results = check_estimator(PrunedClassifier(random_state=0), on_fail=None)
+    results = check_estimator(
+        PrunedClassifier(random_state=0),
+        on_fail=None,
+        expected_failed_checks=SAMPLE_WEIGHT_EQUIVALENCE,
+    )
     failed = [r["check_name"] for r in results if r["status"] == "failed"]
     assert failed == []
     train_checks = [r for r in results if r["check_name"] == "check_classifiers_train"]
