@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_array
 
 from .compress import CompactMLP
+from .data import as_canonical_csr
 
 __all__ = ["CompressedClassifier", "decision_from_logits"]
 
@@ -62,6 +64,8 @@ class CompressedClassifier(ClassifierMixin, BaseEstimator):
 
     def _logits(self, X) -> np.ndarray:
         X = check_array(X, accept_sparse=("csr", "csc", "coo"), dtype=np.float32)
+        if sp.issparse(X):  # indices outside the shape would be read out of bounds
+            X = as_canonical_csr(X)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(
                 f"X has {X.shape[1]} features, but CompressedClassifier is "

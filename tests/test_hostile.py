@@ -40,6 +40,7 @@ from torch import nn
 
 from skprune import MLPModule, PrunedClassifier
 from skprune._classifier import default_classifier_net
+from skprune.data import as_canonical_csr
 from skprune.datasets import make_text_classification
 from skprune.optim import LazyAdam
 
@@ -890,3 +891,43 @@ def test_compressed_predict_rejects_column_indices_outside_the_features(value):
     compressed = clf.fit(data.X_train, data.y_train).compress()
     with pytest.raises(ValueError, match=f"column index {value}"):
         compressed.predict(data.X_test)
+
+
+# the index checks themselves (C11) -------------------------------------------------
+
+
+def _corrupt(kind, array, value):
+    def make():
+        X = getattr(sp, kind)(_TFIDF[:20], copy=True)
+        getattr(X, array)[1] = value
+        return X
+
+    return make
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (_corrupt("csr_matrix", "indices", -3), "column index -3"),
+        (_corrupt("csr_array", "indices", 300), "column index 300"),
+        (_corrupt("csc_matrix", "indices", -1), "row index -1"),
+        (_corrupt("csc_array", "indices", 20), "row index 20"),
+        (_corrupt("coo_matrix", "col", 301), "column index 301"),
+        (_corrupt("coo_array", "col", -2), "column index -2"),
+        (_corrupt("coo_matrix", "row", 20), "row index 20"),
+        (_corrupt("csr_matrix", "indptr", 10**6), "row pointers"),
+        (_corrupt("csc_matrix", "indptr", -5), "column pointers"),
+    ],
+    ids=lambda p: p if isinstance(p, str) else None,
+)
+def test_as_canonical_csr_rejects_indices_outside_the_shape(make, match):
+    X = make()
+    before = {
+        name: getattr(X, name).copy()
+        for name in ("data", "indices", "indptr")
+        if hasattr(X, name)
+    }
+    with pytest.raises(ValueError, match=re.escape(match)):
+        as_canonical_csr(X)
+    for name, value in before.items():
+        np.testing.assert_array_equal(getattr(X, name), value)
