@@ -24,7 +24,7 @@ from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 from sklearn_compat.utils.validation import validate_data
 from skorch import NeuralNetClassifier
-from skorch.callbacks import EarlyStopping
+from skorch.callbacks import EarlyStopping, GradientNormClipping
 from skorch.dataset import Dataset as SkorchDataset
 from torch.utils.data import DataLoader
 
@@ -354,6 +354,7 @@ def _check_gradients_suit_optimizer(net, sparse_input: bool) -> None:
     sparse = [name for name, layer in module.named_modules() if _sparse_grad(layer)]
     if sparse:
         _check_optimizer_accepts_sparse_gradients(optimizer, sparse[0])
+        _check_callbacks_accept_sparse_gradients(net, sparse[0])
         return
     layers = find_prunable_layers(module)
     if not sparse_input or not layers:
@@ -399,6 +400,20 @@ def _check_optimizer_accepts_sparse_gradients(optimizer, layer_name: str) -> Non
             "row-sparse steps), torch.optim.SGD or torch.optim.Adagrad, or turn the "
             "sparse gradients off (module__sparse_grad=False on skprune.MLPModule)."
         )
+
+
+def _check_callbacks_accept_sparse_gradients(net, layer_name: str) -> None:
+    """Refuse skorch's gradient clipping, whose norm torch cannot take of a sparse
+    gradient (it would fail at the first step of training)."""
+    for name, callback in _named(net.callbacks or []):
+        if isinstance(callback, GradientNormClipping):
+            raise ValueError(
+                f"The net's {name!r} callback clips gradients with "
+                "torch.nn.utils.clip_grad_norm_, which cannot take the sparse "
+                f"gradient of the module's layer {layer_name!r}. Turn the sparse "
+                "gradients off (module__sparse_grad=False on skprune.MLPModule; "
+                "slower on wide sparse input) or remove the callback."
+            )
 
 
 def _sparse_grad(layer: torch.nn.Module) -> bool:
