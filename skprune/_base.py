@@ -24,6 +24,7 @@ from sklearn_compat.utils.validation import validate_data
 from skorch.dataset import Dataset as SkorchDataset
 from torch.utils.data import DataLoader
 
+from ._budget import default_max_epochs
 from .callbacks import GRANULARITIES, SCOPES, Pruning
 from .data import BatchLoader, SparseDataset, as_canonical_csr
 from .importance import IMPORTANCE_CRITERIA
@@ -125,6 +126,11 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
         )
         X = _as_batchable(X)
         y = self._encode_targets(y)
+        if self.estimator is None:  # enough optimizer steps on small data
+            epochs = default_max_epochs(
+                X.shape[0], net.batch_size, min_epochs=net.max_epochs
+            )
+            net.set_params(max_epochs=epochs)
         seed = int(check_random_state(self.random_state).randint(2**31 - 1))
         pruning = self._make_pruning(net, seed)
         net.set_params(**self._net_params(net, pruning))
