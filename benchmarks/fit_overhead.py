@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import os
 import pstats
 import time
 
@@ -71,14 +72,28 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small smoke run")
     parser.add_argument("--top", type=int, default=25, help="functions listed")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch threads (0: torch's default); on a loaded machine, 1 keeps "
+        "spinning thread pools out of the profile",
+    )
     _provenance.add_arguments(parser)
     args = parser.parse_args(argv)
     _provenance.check_tree(args.allow_dirty)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        os.environ.setdefault("NUMBA_NUM_THREADS", str(args.threads))
     shape = (1_000, 20_000) if args.quick else (5_000, 100_000)
     X, y = make_data(*shape)
     # Compile numba's loops (or load them from its cache) outside the profile.
     profile_fit(*make_data(50, 100), 0.5, 1)
     command = "python benchmarks/fit_overhead.py" + (" --quick" if args.quick else "")
+    if args.threads:
+        command += f" --threads {args.threads}"
     rows, profiles = [], []
     for ratio in (0.0, 0.9):
         row, text = profile_fit(X, y, ratio, args.top)
