@@ -143,11 +143,18 @@ _COMPILED: dict = {}
 
 
 def _compiled(name: str):
-    """The numba-compiled version of loop ``name``, compiled at its first call."""
+    """The numba-compiled version of loop ``name``, compiled at its first call.
+
+    The loops run on as many threads as torch uses (``torch.set_num_threads``),
+    at most numba's own limit, so that one setting governs the whole fit.
+    """
     if name not in _COMPILED:
         _COMPILED[name] = numba.njit(parallel=True, cache=True, nogil=True)(
             _SOURCES[name]
         )
+    numba.set_num_threads(
+        max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    )
     return _COMPILED[name]
 
 
