@@ -32,18 +32,18 @@ def _git(*args: str) -> str:
         )
     except (OSError, subprocess.CalledProcessError):
         return ""
-    return out.stdout.strip()
+    return out.stdout
 
 
 def commit() -> str:
     """The checked-out commit (short hash), or ``"unknown"`` outside git."""
-    return _git("rev-parse", "--short=12", "HEAD") or "unknown"
+    return _git("rev-parse", "--short=12", "HEAD").strip() or "unknown"
 
 
 def dirty_files() -> list[str]:
     """Tracked files with uncommitted changes (results files excepted)."""
     lines = _git("status", "--porcelain", "--untracked-files=no").splitlines()
-    paths = [line[3:] for line in lines if line.strip()]
+    paths = [line[3:] for line in lines if len(line) > 3]
     return [p for p in paths if not p.startswith("benchmarks/results/")]
 
 
@@ -56,9 +56,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+_AT_START: dict = {}
+
+
 def check_tree(allow_dirty: bool) -> None:
-    """Exit with a message if the tree is dirty and that was not allowed."""
+    """Exit with a message if the tree is dirty and that was not allowed.
+
+    Also records the commit and dirty files at the start, which :func:`header`
+    reports alongside those at the end (a tree edited during the run is dirty).
+    """
     dirty = dirty_files()
+    _AT_START.update(commit=commit(), dirty=dirty)
     if dirty and not allow_dirty:
         raise SystemExit(
             "Refusing to benchmark a tree with uncommitted changes to "
@@ -71,8 +79,14 @@ def header(command: str) -> str:
     """Markdown lines naming the commit, tree state, machine, threads, command."""
     import torch
 
-    dirty = dirty_files()
+    dirty = sorted(set(dirty_files()) | set(_AT_START.get("dirty", [])))
     lines = []
+    if _AT_START.get("commit", commit()) != commit():
+        lines += [
+            f"**The checkout moved during the run: from {_AT_START['commit']} to "
+            f"{commit()}.**",
+            "",
+        ]
     if dirty:
         lines += [
             f"**DIRTY TREE: these numbers come from commit {commit()} plus "
