@@ -13,14 +13,23 @@ batch size 256 and optimizer family (Adam):
   an ``embedding_bag`` first layer with row-sparse gradients, ``LazyAdam``;
 - ``skprune_masked``: the same while retraining with 90% of the weights masked,
   to measure what enforcing masks costs;
+- ``skprune_fit``: a whole default ``fit`` (3 + 2 epochs at ``prune_ratio=0.9``,
+  pruning, masks and report included) divided by its epochs, like for like with
+  ``mlpclassifier``, which is a whole one-epoch ``fit``;
 - ``mlpclassifier``: ``sklearn.neural_network.MLPClassifier(solver="adam")``;
 - ``skorch``: a plain skorch ``NeuralNetClassifier`` over ``nn.Linear`` on the
   CSR matrix, its default data path (each row densified) and ``torch.optim.Adam``.
 
 Data: uniform random CSR matrices (the shape of the reference measurement in
 the design notes) at three sizes, to show how the cost grows with the stored
-values and with the number of features. Then, at 90% sparsity: predict time and
-pickled size of the compressed model against the dense (unpruned) one.
+values and with the number of features. Then ``predict_proba`` on 2,000 rows:
+the compressed model (weight pruning at 90% and 98%, neuron and feature pruning
+at 90%) against the same pruned model uncompressed, taking turns, in each
+layout; sizes against the dense model's float32 weights.
+``--prediction-only`` measures the prediction part alone.
+
+Every results file names its commit (``_provenance``); a dirty tree is refused
+unless ``--allow-dirty``, which marks the file. One run produces every row.
 
 Prints ratios and writes ``benchmarks/results/sparse_training.md``. Absolute
 seconds drift on a shared machine; the ratios, measured side by side, hold.
@@ -30,15 +39,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import pickle
-import platform
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import _provenance  # first: puts this checkout's skprune on sys.path
 import numpy as np
 import scipy.sparse as sp
 
@@ -55,6 +62,7 @@ QUICK_SIZES = {
     "wide": (2_000, 100_000, 0.0001),
 }
 HIDDEN, BATCH, N_CLASSES = 256, 256, 4
+PATHS = ("skprune", "skprune_masked", "skprune_fit", "mlpclassifier", "skorch")
 
 
 def make_data(n_samples, n_features, density, seed=0):
@@ -84,7 +92,9 @@ def measure(path: str, size: tuple) -> dict:
     X, y = make_data(*size)
     data_mb = (X.data.nbytes + X.indices.nbytes + X.indptr.nbytes) / 2**20
     before = peak_rss_mb()
-    if path in ("skprune", "skprune_masked"):
+    if path == "skprune_fit":
+        epoch = _skprune_whole_fit_per_epoch(X, y)
+    elif path in ("skprune", "skprune_masked"):
         epoch = _skprune_epoch(X, y, masked=path == "skprune_masked")
     elif path == "mlpclassifier":
         epoch = _mlpclassifier_epoch(X, y)
@@ -105,9 +115,8 @@ def measure(path: str, size: tuple) -> dict:
 
 def _skprune_epoch(X, y, masked: bool) -> float:
     from skprune import PrunedClassifier
-    from skprune._classifier import default_classifier_net
 
-    net = default_classifier_net().set_params(
+    net = _default_net().set_params(
         max_epochs=1, batch_size=BATCH, module__hidden_layer_sizes=(HIDDEN,)
     )
     # Two epochs: the first allocates the optimizer state; pruning (90% or the
@@ -117,6 +126,31 @@ def _skprune_epoch(X, y, masked: bool) -> float:
         net, prune_ratio=0.9 if masked else 0.0, retrain_epochs=1, random_state=0
     ).fit(X, y)
     return float(clf.estimator_.history[-1, "dur"])
+
+
+def _skprune_whole_fit_per_epoch(X, y) -> float:
+    """The whole default ``fit`` (3 + 2 epochs, prune_ratio 0.9) over its epochs.
+
+    Like for like with ``mlpclassifier``, whose figure is a whole one-epoch
+    ``fit``: validation, set-up, pruning, masks and the report are included.
+    """
+    from skprune import PrunedClassifier
+
+    net = _default_net().set_params(
+        max_epochs=3, batch_size=BATCH, module__hidden_layer_sizes=(HIDDEN,)
+    )
+    clf = PrunedClassifier(net, prune_ratio=0.9, random_state=0)
+    start = time.perf_counter()
+    clf.fit(X, y)
+    return (time.perf_counter() - start) / len(clf.estimator_.history)
+
+
+def _default_net():
+    try:
+        from skprune import default_classifier_net
+    except ImportError:  # until the public export (contract C13) is merged
+        from skprune._classifier import default_classifier_net
+    return default_classifier_net()
 
 
 def _mlpclassifier_epoch(X, y) -> float:
@@ -159,54 +193,96 @@ def _skorch_epoch(X, y) -> float:
     return float(net.history[-1, "dur"])
 
 
-def measure_prediction(size: tuple) -> dict:
-    """Predict time and pickled size: compressed at 90% against the dense model."""
-    from skprune import PrunedClassifier
-    from skprune._classifier import default_classifier_net
+PREDICTION_CASES = [
+    # (granularity, prune_ratio)
+    ("weight", 0.9),
+    ("weight", 0.98),
+    ("neuron", 0.9),
+    ("feature", 0.9),
+]
+N_PREDICT = 2_000
 
-    X, y = make_data(*size)
-    X_test, _ = make_data(size[0] // 4, size[1], size[2], seed=1)
-    net = default_classifier_net().set_params(max_epochs=1, batch_size=BATCH)
+
+def _best_of_interleaved(contestants: dict, X, repeats: int) -> dict:
+    """Best time of each contestant's ``predict_proba(X)``, taking turns.
+
+    Round-robin over the contestants, so that a burst of load on the shared
+    machine hits them all alike.
+    """
+    times = {name: [] for name in contestants}
+    for model in contestants.values():
+        model.predict_proba(X[:10])  # compile or warm up once
+    for _ in range(repeats):
+        for name, model in contestants.items():
+            start = time.perf_counter()
+            model.predict_proba(X)
+            times[name].append(time.perf_counter() - start)
+    return {name: min(t) for name, t in times.items()}
+
+
+def _with_layouts(compressed, layouts):
+    """A copy of a compressed model that multiplies in the given layouts."""
+    import copy
+
+    other = copy.deepcopy(compressed)
+    other.network.layouts = list(layouts)
+    other.network.__dict__.pop("_cache", None)
+    return other
+
+
+def measure_prediction(size: tuple, repeats: int = 5) -> dict:
+    """``predict_proba`` on 2,000 rows: compressed against the uncompressed model.
+
+    For each case (granularity, ratio) the pruned estimator, its compressed model
+    in the layouts ``compress()`` chose, and the same model forced into each
+    other layout take turns; sizes are compared against the dense model's
+    weights (float32 parameters), not a pickle carrying the optimizer state.
+    """
+    from skprune import PrunedClassifier
+
+    # Prediction speed depends on the weights' structure, not on how many rows
+    # trained them: 5,000 rows are enough.
+    X, y = make_data(min(size[0], 5_000), size[1], size[2])
+    X_test, _ = make_data(N_PREDICT, size[1], size[2], seed=1)
+    net = _default_net().set_params(max_epochs=1, batch_size=BATCH)
     dense = PrunedClassifier(net, prune_ratio=0.0, retrain_epochs=1, random_state=0)
     dense.fit(X, y)
-
-    def best_of(model, repeats=3):
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            model.predict_proba(X_test)
-            times.append(time.perf_counter() - start)
-        return min(times)
-
-    result = {
-        "predict_dense_s": best_of(dense),
-        "file_dense_mb": len(pickle.dumps(dense)) / 2**20,
-        "dense_weights_mb": sum(
-            p.numel() * 4 for p in dense.estimator_.module_.parameters()
-        )
-        / 2**20,
-        "n_test": X_test.shape[0],
-        "granularities": {},
-    }
-    for granularity in ("weight", "neuron", "feature"):
+    dense_weights_mb = (
+        sum(p.numel() * 4 for p in dense.estimator_.module_.parameters()) / 2**20
+    )
+    result = {"n_test": N_PREDICT, "dense_weights_mb": dense_weights_mb, "cases": []}
+    for granularity, ratio in PREDICTION_CASES:
         pruned = PrunedClassifier(
             net,
-            prune_ratio=0.9,
+            prune_ratio=ratio,
             granularity=granularity,
             retrain_epochs=1,
             random_state=0,
         ).fit(X, y)
         compressed = pruned.compress()
-        result["granularities"][granularity] = {
-            "sparsity": pruned.sparsity_,
-            "predict_pruned_s": best_of(pruned),
-            "predict_compressed_s": best_of(compressed),
-            "file_pruned_mb": len(pickle.dumps(pruned)) / 2**20,
-            "file_compressed_mb": len(pickle.dumps(compressed)) / 2**20,
-            "agreement": float(
-                np.mean(compressed.predict(X_test) == pruned.predict(X_test))
-            ),
-        }
+        chosen = list(compressed.network.layouts)
+        first_alternatives = {"csr", "row-sparse"} - {chosen[0]}
+        contestants = {"uncompressed": pruned, "compressed": compressed}
+        for layout in sorted(first_alternatives):
+            contestants[f"first layer {layout}"] = _with_layouts(
+                compressed, [layout, *chosen[1:]]
+            )
+        times = _best_of_interleaved(contestants, X_test, repeats)
+        result["cases"].append(
+            {
+                "granularity": granularity,
+                "prune_ratio": ratio,
+                "sparsity": pruned.sparsity_,
+                "layouts": chosen,
+                "repr": repr(compressed.network),
+                "seconds": times,
+                "compressed_weights_mb": compressed.network.nbytes / 2**20,
+                "agreement": float(
+                    np.mean(compressed.predict(X_test) == pruned.predict(X_test))
+                ),
+            }
+        )
+        print(json.dumps(result["cases"][-1]), file=sys.stderr, flush=True)
     return result
 
 
@@ -215,7 +291,7 @@ def measure_prediction(size: tuple) -> dict:
 
 def run_child(args: list[str]) -> dict:
     out = subprocess.run(
-        [sys.executable, __file__, *args], check=True, capture_output=True, text=True
+        [sys.executable, __file__, *args], check=True, stdout=subprocess.PIPE, text=True
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -228,16 +304,16 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--child-predict", metavar="SIZE", help=argparse.SUPPRESS)
     parser.add_argument(
-        "--rerun",
-        default="",
-        help="comma-separated SIZE:PATH pairs to measure again, keeping the other "
-        "rows of the last run's JSON; 'prediction' re-measures prediction only",
-    )
-    parser.add_argument(
         "--skip-skorch-on",
         default="wide",
         help="comma-separated sizes where the slow skorch path is skipped",
     )
+    parser.add_argument(
+        "--prediction-only",
+        action="store_true",
+        help="measure prediction only (writes sparse_training_prediction*.md)",
+    )
+    _provenance.add_arguments(parser)
     args = parser.parse_args(argv)
     sizes = QUICK_SIZES if args.quick else SIZES
     if args.child:
@@ -248,34 +324,41 @@ def main(argv=None) -> int:
         print(json.dumps(measure_prediction(sizes[args.child_predict])))
         return 0
 
+    _provenance.check_tree(args.allow_dirty)
     quick = ["--quick"] if args.quick else []
+    command = "python benchmarks/sparse_training.py" + " ".join(
+        ["", *quick, *(["--prediction-only"] if args.prediction_only else [])]
+    )
+    if args.prediction_only:
+        suffix = "_quick" if args.quick else ""
+        prediction = run_child([*quick, "--child-predict", "main"])
+        report = "\n".join(
+            [
+                "# Prediction benchmark",
+                "",
+                _provenance.header(command),
+                *format_prediction(prediction),
+            ]
+        )
+        print(report)
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / f"sparse_training_prediction{suffix}.md").write_text(report + "\n")
+        return 0
     skip = set(filter(None, args.skip_skorch_on.split(",")))
     suffix = "_quick" if args.quick else ""
-    rerun = set(filter(None, args.rerun.split(",")))
-    previous = {}
-    if rerun:
-        old = json.loads((RESULTS / f"sparse_training{suffix}.json").read_text())
-        previous = {(r["size"], r["path"]): r for r in old["epochs"]}
-        previous["prediction"] = old["prediction"]
     rows = []
     for name in sizes:
-        for path in ("skprune", "skprune_masked", "mlpclassifier", "skorch"):
+        for path in PATHS:
             if path == "skorch" and name in skip:
-                continue
-            if rerun and f"{name}:{path}" not in rerun:
-                rows.append(previous[(name, path)])
                 continue
             print(f"{name:9s} {path:15s}", end=" ", flush=True)
             row = run_child([*quick, "--child", path, name])
             row["size"] = name
             rows.append(row)
             print(f"{row['epoch_s']:7.2f} s/epoch  peak {row['peak_rss_mb']:7.0f} MB")
-    if rerun and "prediction" not in rerun:
-        prediction = previous["prediction"]
-    else:
-        print("prediction at 90% sparsity on 'main'...", flush=True)
-        prediction = run_child([*quick, "--child-predict", "main"])
-    report = format_report(rows, prediction, sizes)
+    print("prediction on 'main'...", flush=True)
+    prediction = run_child([*quick, "--child-predict", "main"])
+    report = format_report(rows, prediction, sizes, command)
     print(report)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"sparse_training{suffix}.md").write_text(report)
@@ -285,18 +368,13 @@ def main(argv=None) -> int:
     return 0
 
 
-def format_report(rows, prediction, sizes) -> str:
-    import torch
+def format_report(rows, prediction, sizes, command: str) -> str:
 
     by = {(r["size"], r["path"]): r for r in rows}
     lines = [
         "# Sparse training benchmark",
         "",
-        f"Machine: {platform.machine()} {platform.processor() or ''}, "
-        f"{os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"torch {torch.__version__}, torch threads {torch.get_num_threads()}. "
-        "Command: `python benchmarks/sparse_training.py`.",
-        "",
+        _provenance.header(command),
         f"One epoch, one hidden layer of {HIDDEN} units, batch {BATCH}, Adam family. "
         "Peak memory is the measuring process's max RSS (Python, torch and the data "
         "included).",
@@ -306,7 +384,7 @@ def format_report(rows, prediction, sizes) -> str:
     ]
     for name, (n, d, density) in sizes.items():
         base = by[(name, "skprune")]["epoch_s"]
-        for path in ("skprune", "skprune_masked", "mlpclassifier", "skorch"):
+        for path in PATHS:
             row = by.get((name, path))
             if row is None:
                 continue
@@ -315,16 +393,17 @@ def format_report(rows, prediction, sizes) -> str:
                 f"{row['epoch_s']:.2f} | {row['epoch_s'] / base:.1f}x | "
                 f"{row['peak_rss_mb']:.0f} | {row['data_mb']:.0f} |"
             )
-    main_rows = {
-        p: by[("main", p)]["epoch_s"]
-        for p in ("skprune", "skprune_masked", "mlpclassifier", "skorch")
-        if ("main", p) in by
-    }
+    main_rows = {p: by[("main", p)]["epoch_s"] for p in PATHS if ("main", p) in by}
     lines += ["", "Ratios on the main matrix:", ""]
     base = main_rows["skprune"]
     if "mlpclassifier" in main_rows:
         lines.append(
             f"- MLPClassifier / skprune: {main_rows['mlpclassifier'] / base:.1f}x"
+        )
+    if "mlpclassifier" in main_rows and "skprune_fit" in main_rows:
+        lines.append(
+            "- MLPClassifier whole one-epoch fit / skprune whole fit per epoch: "
+            f"{main_rows['mlpclassifier'] / main_rows['skprune_fit']:.1f}x"
         )
     if "skorch" in main_rows:
         lines.append(f"- skorch default / skprune: {main_rows['skorch'] / base:.1f}x")
@@ -338,38 +417,39 @@ def format_report(rows, prediction, sizes) -> str:
         f"- half the stored values: {scaling:.2f}x the time; ten times the features "
         f"at the same stored values: {wide:.2f}x the time"
     )
-    p = prediction
-    lines += [
-        "",
-        f"Prediction on {p['n_test']:,} test rows of the main matrix, best of 3, "
-        "against the dense (unpruned) model; `prune_ratio=0.9` of the weights, units "
-        "or features:",
-        "",
-        "| model | sparsity | predict s | speed-up | file MB | smaller |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
-        f"| dense | 0 | {p['predict_dense_s']:.3f} | 1.0x | {p['file_dense_mb']:.1f} "
-        "| 1.0x |",
-    ]
-    for granularity, g in p["granularities"].items():
-        for kind in ("pruned", "compressed"):
-            seconds, size = g[f"predict_{kind}_s"], g[f"file_{kind}_mb"]
-            lines.append(
-                f"| {granularity}, {kind} | {g['sparsity']:.3f} | {seconds:.3f} | "
-                f"{p['predict_dense_s'] / seconds:.1f}x | {size:.1f} | "
-                f"{p['file_dense_mb'] / size:.1f}x |"
-            )
-    lines += [
-        "",
-        f"The dense weights alone take {p['dense_weights_mb']:.0f} MB (the estimator's "
-        "pickle adds the optimizer state). Compressed and uncompressed predictions "
-        "agree on "
-        + ", ".join(
-            f"{g['agreement']:.2%} ({name})" for name, g in p["granularities"].items()
-        )
-        + " of rows.",
-        "",
-    ]
+    lines += format_prediction(prediction)
     return "\n".join(lines)
+
+
+def format_prediction(p: dict) -> list[str]:
+    lines = [
+        "",
+        f"`predict_proba` on {p['n_test']:,} test rows of the main matrix, best of "
+        "5 taken in turns, against the same pruned model uncompressed (skorch). "
+        "`compressed` uses the layouts `compress()` chose; the other rows force the "
+        "first layer into the other layout. Size: the compressed model's arrays "
+        f"against the dense model's {p['dense_weights_mb']:.0f} MB of float32 "
+        "weights.",
+        "",
+        "| granularity | ratio | layouts chosen | contestant | predict s | speed-up "
+        "| smaller | agreement |",
+        "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for case in p["cases"]:
+        base = case["seconds"]["uncompressed"]
+        for name, seconds in case["seconds"].items():
+            smaller = (
+                f"{p['dense_weights_mb'] / case['compressed_weights_mb']:.1f}x"
+                if name == "compressed"
+                else ""
+            )
+            lines.append(
+                f"| {case['granularity']} | {case['prune_ratio']} | "
+                f"{', '.join(case['layouts'])} | {name} | {seconds:.3f} | "
+                f"{base / seconds:.2f}x | {smaller} | "
+                f"{case['agreement']:.2%} |"
+            )
+    return lines
 
 
 if __name__ == "__main__":

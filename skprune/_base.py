@@ -28,6 +28,7 @@ from skorch.callbacks import EarlyStopping, GradientNormClipping
 from skorch.dataset import Dataset as SkorchDataset
 from torch.utils.data import DataLoader
 
+from ._budget import default_max_epochs
 from ._params import PRUNING_PARAMETER_CONSTRAINTS
 from .callbacks import Pruning
 from .data import BatchLoader, SparseDataset, as_canonical_csr
@@ -149,6 +150,11 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
         X = _as_batchable(X)
         y = self._encode_targets(y)
         weights = self._sample_weights(y, sample_weight)
+        if self.estimator is None:  # enough optimizer steps on small data
+            epochs = default_max_epochs(
+                X.shape[0], net.batch_size, min_epochs=net.max_epochs
+            )
+            net.set_params(max_epochs=epochs)
         seed = int(check_random_state(self.random_state).randint(2**31 - 1))
         pruning = self._make_pruning(net, seed)
         net.set_params(**self._net_params(net, pruning))

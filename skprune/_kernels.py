@@ -133,21 +133,53 @@ def _adam_rows(
             param[row, c] = p - step_size * (m / (np.sqrt(v) + eps))
 
 
+def _adam_segments(
+    param, exp_avg, exp_avg_sq, rows, starts, order, values, beta1, beta2,
+    step_size, eps, decay,
+):  # fmt: skip
+    # Rows of an uncoalesced gradient: row rows[r] sums values[order[k]] for k in
+    # starts[r]:starts[r + 1], summed here instead of in a coalesced copy.
+    one = param.dtype.type(1.0)
+    for r in numba.prange(rows.shape[0]):
+        row = rows[r]
+        for c in range(param.shape[1]):
+            g = values[order[starts[r]], c]
+            for k in range(starts[r] + 1, starts[r + 1]):
+                g += values[order[k], c]
+            p = param[row, c]
+            g = g + decay * p
+            m = exp_avg[row, c]
+            v = exp_avg_sq[row, c]
+            m = m + (one - beta1) * (g - m)
+            v = v + (one - beta2) * (g * g - v)
+            exp_avg[row, c] = m
+            exp_avg_sq[row, c] = v
+            param[row, c] = p - step_size * (m / (np.sqrt(v) + eps))
+
+
 _SOURCES = {
     "csr_times_rows": _csr_times_rows,
     "csr_times_csr": _csr_times_csr,
     "dense_times_csr": _dense_times_csr,
     "adam_rows": _adam_rows,
+    "adam_segments": _adam_segments,
 }
 _COMPILED: dict = {}
 
 
 def _compiled(name: str):
-    """The numba-compiled version of loop ``name``, compiled at its first call."""
+    """The numba-compiled version of loop ``name``, compiled at its first call.
+
+    The loops run on as many threads as torch uses (``torch.set_num_threads``),
+    at most numba's own limit, so that one setting governs the whole fit.
+    """
     if name not in _COMPILED:
         _COMPILED[name] = numba.njit(parallel=True, cache=True, nogil=True)(
             _SOURCES[name]
         )
+    numba.set_num_threads(
+        max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    )
     return _COMPILED[name]
 
 
@@ -217,12 +249,14 @@ def adam_rows_(
     step_size: float,
     eps: float,
     weight_decay: float,
+    coalesced: bool = True,
 ) -> None:
     """SparseAdam's step of the given rows of a 2-d CPU parameter, in place.
 
     Per touched entry: ``g = grad + weight_decay * param``, the moments move
     towards ``g`` and ``g * g`` by ``1 - beta``, and ``param -= step_size * m /
-    (sqrt(v) + eps)``. ``rows`` must be distinct (a coalesced gradient's).
+    (sqrt(v) + eps)``. Rows listed more than once have their gradients summed
+    first, as a coalesced gradient's would be.
 
     Parameters
     ----------
@@ -232,17 +266,22 @@ def adam_rows_(
     grad : torch.Tensor of shape (n_touched, n_cols)
         The gradient of each touched row.
     beta1, beta2, step_size, eps, weight_decay : float
+    coalesced : bool, default=True
+        Whether ``rows`` are known to be distinct; if False they are sorted
+        and duplicates summed inside the loop.
     """
     scalar = np.dtype(str(param.dtype).removeprefix("torch.")).type
-    _compiled("adam_rows")(
-        param.detach().numpy(),
-        exp_avg.numpy(),
-        exp_avg_sq.numpy(),
-        rows.numpy(),
-        grad.to(param.dtype).contiguous().numpy(),
-        scalar(beta1),
-        scalar(beta2),
-        scalar(step_size),
-        scalar(eps),
-        scalar(weight_decay),
+    hyper = [scalar(x) for x in (beta1, beta2, step_size, eps, weight_decay)]
+    tensors = [param.detach().numpy(), exp_avg.numpy(), exp_avg_sq.numpy()]
+    grad = grad.to(param.dtype).contiguous().numpy()
+    if coalesced:
+        _compiled("adam_rows")(*tensors, rows.numpy(), grad, *hyper)
+        return
+    # Duplicate rows: sum them in the loop rather than in a coalesced copy.
+    sorted_rows, order = torch.sort(rows.to(torch.int64), stable=True)
+    unique, counts = torch.unique_consecutive(sorted_rows, return_counts=True)
+    starts = torch.zeros(len(unique) + 1, dtype=torch.int64)
+    torch.cumsum(counts, 0, out=starts[1:])
+    _compiled("adam_segments")(
+        *tensors, unique.numpy(), starts.numpy(), order.numpy(), grad, *hyper
     )

@@ -150,9 +150,9 @@ def shrink_mlp_(
 # Measured by ``benchmarks/sparse_training.py --layouts``: the compiled CSR-weight
 # product beats the dense alternative below these fractions of kept weights.
 # First layer on CSR input: against adding whole (dense) weight rows per value.
-_CSR_BELOW_DENSITY_FIRST = 0.3
+_CSR_BELOW_DENSITY_FIRST = 0.03
 # Dense activations: against BLAS's dense product, which is far faster per flop.
-_CSR_BELOW_DENSITY_DENSE = 0.05
+_CSR_BELOW_DENSITY_DENSE = 0.02
 
 
 @dataclass(repr=False)

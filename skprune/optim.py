@@ -227,7 +227,16 @@ def _sparse_adam_update(
     lr, beta1, beta2, eps, weight_decay : float
         Hyper-parameters of the parameter's group.
     """
-    grad = grad.coalesce()  # the update is non-linear: duplicates must sum
+    if (
+        grad.sparse_dim() == 1
+        and not grad.is_coalesced()
+        and _kernel_applies(param, exp_avg, exp_avg_sq)
+    ):
+        # The compiled loop sums duplicate rows itself: no coalesced copy.
+        coalesced = False
+    else:
+        grad = grad.coalesce()  # the update is non-linear: duplicates must sum
+        coalesced = True
     values = grad._values()
     if values.numel() == 0:
         return
@@ -249,6 +258,7 @@ def _sparse_adam_update(
             step_size=lr * math.sqrt(bias_correction2) / bias_correction1,
             eps=eps,
             weight_decay=weight_decay,
+            coalesced=coalesced,
         )
         return
     if indices.shape[0] == 1 and _fused_supported(param.device, param.dtype):
