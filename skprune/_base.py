@@ -24,6 +24,7 @@ from sklearn_compat.utils.validation import validate_data
 from skorch.dataset import Dataset as SkorchDataset
 from torch.utils.data import DataLoader
 
+from ._threads import thread_budget
 from .callbacks import GRANULARITIES, SCOPES, Pruning
 from .data import BatchLoader, SparseDataset, as_canonical_csr
 from .importance import IMPORTANCE_CRITERIA
@@ -60,6 +61,8 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
 
     #: skorch class the wrapped estimator must be an instance of; set by subclasses.
     _net_class: type = object
+    #: Extra ``validate_data`` options for ``y`` (a regressor's ``multi_output``).
+    _y_validation: dict = {}
 
     def __init__(
         self,
@@ -122,6 +125,7 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
             accept_sparse=ACCEPTED_SPARSE,
             dtype=np.float32,
             ensure_min_samples=2,
+            **self._y_validation,
         )
         X = _as_batchable(X)
         y = self._encode_targets(y)
@@ -131,7 +135,7 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
 
         # A private generator: the fit is reproducible and the caller's global
         # torch random state is left as it was.
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), thread_budget():
             torch.manual_seed(seed)
             net.initialize()
             net.partial_fit(X, y, epochs=pruning.total_epochs)
