@@ -1,6 +1,7 @@
 """skprune: neural-network pruning as a scikit-learn estimator, built for sparse data.
 
 - :class:`PrunedClassifier`: train, prune and retrain a skorch classifier in ``fit``.
+- :class:`PrunedRegressor`: the same for regression, one target or several.
 - :class:`MLPModule`: a multi-layer perceptron whose first layer takes sparse input.
 - :class:`CompressedClassifier`: what ``PrunedClassifier.compress()`` returns, a
   compact prediction-only model; :mod:`skprune.compress` does the removing.
@@ -14,7 +15,15 @@
 
 from ._classifier import PrunedClassifier
 from ._compressed import CompressedClassifier
+from ._regressor import CompressedRegressor, PrunedRegressor, default_regressor_net
 from .modules import MLPModule
 
-__all__ = ["CompressedClassifier", "MLPModule", "PrunedClassifier"]
+__all__ = [
+    "CompressedClassifier",
+    "CompressedRegressor",
+    "MLPModule",
+    "PrunedClassifier",
+    "PrunedRegressor",
+    "default_regressor_net",
+]
 __version__ = "0.1.0"
