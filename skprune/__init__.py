@@ -11,12 +11,15 @@
 - :mod:`skprune.data`: batching scipy sparse matrices as torch sparse tensors.
 - :mod:`skprune.optim`: :class:`~skprune.optim.LazyAdam`, Adam with row-sparse steps.
 - :mod:`skprune.datasets`: a generator of text-like sparse data.
+- :func:`save` and :func:`load`: files that load without pickle, running no code
+  (:mod:`skprune.persistence`).
 """
 
 from ._classifier import PrunedClassifier
 from ._compressed import CompressedClassifier
 from ._regressor import CompressedRegressor, PrunedRegressor, default_regressor_net
 from .modules import MLPModule
+from .persistence import load, save
 
 __all__ = [
     "CompressedClassifier",
@@ -25,5 +28,7 @@ __all__ = [
     "PrunedClassifier",
     "PrunedRegressor",
     "default_regressor_net",
+    "load",
+    "save",
 ]
 __version__ = "0.1.0"
