@@ -35,7 +35,7 @@ with ``include_optimizer=True``.
 The checksums detect truncated and corrupted files; they are not signatures: a
 file's safety comes from the allowlist, not from them.
 
-No scikit-learn here beyond reading its version.
+scikit-learn is used only to rebuild a search's ``scorer_`` from its ``scoring``.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ from collections.abc import Iterable
 import numpy as np
 import scipy.sparse as sp
 import torch
+from sklearn.base import BaseEstimator
 
 __all__ = ["ModelFileError", "UntrustedTypeError", "load", "save"]
 
@@ -142,7 +143,14 @@ def save(
     encoder = _Encoder()
     state = dict(vars(estimator))
     net = state.pop("estimator_", None)
+    scoring = None
+    if "scorer_" in state and _scorer_is_derived(estimator):
+        # check_scoring's result for scoring=None or a name: rebuilt on load
+        # rather than stored (a pass-through scorer holds the estimator itself).
+        del state["scorer_"]
+        scoring = {"scoring": estimator.scoring}
     document = {
+        "scorer": scoring,
         "state": encoder.encode(state, "estimator"),
         "net": None
         if net is None
@@ -180,6 +188,11 @@ def save(
         raise
 
 
+def _scorer_is_derived(estimator) -> bool:
+    scoring = getattr(estimator, "scoring", None)
+    return scoring is None or isinstance(scoring, str)
+
+
 def _public_name(estimator) -> str:
     import skprune
 
@@ -204,7 +217,7 @@ def _encode_net(net, encoder: _Encoder, *, include_optimizer: bool) -> dict:
     if not include_optimizer:
         optimizer = {"state": {}, "param_groups": optimizer["param_groups"]}
     callback_states = {
-        name: encoder.encode(_callback_state(callback), f"callback {name!r}")
+        name: encoder.encode(_state(callback), f"callback {name!r}")
         for name, callback in net.callbacks_
         if type(callback).__module__.startswith("skprune.")
     }
@@ -224,9 +237,9 @@ def _encode_net(net, encoder: _Encoder, *, include_optimizer: bool) -> dict:
     }
 
 
-def _callback_state(callback) -> dict:
-    state = callback.__getstate__() if hasattr(callback, "__getstate__") else None
-    return dict(vars(callback) if state is None else state)
+def _state(obj) -> dict:
+    state = obj.__getstate__() if hasattr(obj, "__getstate__") else None
+    return dict(vars(obj) if state is None else state)
 
 
 class _Encoder:
@@ -314,6 +327,12 @@ class _Encoder:
             }
         elif hasattr(value, "_asdict"):  # a named tuple
             fields = value._asdict()
+        elif cls.__module__.startswith("skprune.") and not isinstance(
+            value, BaseEstimator
+        ):
+            # skprune's own callbacks: their whole state, as pickle would keep
+            # it, restored on load without calling their constructor.
+            return {"__instance__": name, "state": self.encode(_state(value), where)}
         elif hasattr(value, "get_params"):  # scikit-learn and skorch objects
             fields = value.get_params(deep=False)
             init = inspect.signature(cls).parameters.values()
@@ -498,6 +517,13 @@ def load(
         estimator.__dict__.update(state)
         if document["net"] is not None:
             estimator.estimator_ = decoder.net(document["net"])
+        if document.get("scorer") is not None:
+            from sklearn.metrics import check_scoring
+
+            scoring = document["scorer"]["scoring"]
+            if not (scoring is None or isinstance(scoring, str)):
+                raise TypeError(f"scoring must be None or a name, got {scoring!r}")
+            estimator.scorer_ = check_scoring(estimator, scoring=scoring)
         if device is not None and hasattr(
             estimator.__dict__.get("estimator"), "device"
         ):
@@ -569,7 +595,7 @@ def _referenced_names(node) -> set[str]:
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
-            for key in ("__ref__", "__object__"):
+            for key in ("__ref__", "__object__", "__instance__"):
                 if isinstance(node.get(key), str):
                     names.add(node[key])
             stack.extend(node.values())
@@ -706,6 +732,13 @@ class _Decoder:
             return {self.decode(k): self.decode(v) for k, v in node["__dict__"]}
         if "__ref__" in node:
             return self.resolve(node["__ref__"])
+        if "__instance__" in node:
+            cls = self.resolve(node["__instance__"])
+            if not (isinstance(cls, type) and cls.__module__.startswith("skprune.")):
+                raise TypeError(f"{node['__instance__']} is not a skprune class")
+            instance = cls.__new__(cls)
+            instance.__dict__.update(self.decode(node["state"]))
+            return instance
         if "__object__" in node:
             cls = self.resolve(node["__object__"])
             if not isinstance(cls, type):

@@ -134,3 +134,22 @@ def test_dask_workers_are_given_one_thread_each(dask_client):
     assert set(budgets.values()) == {1}
     env = dask_client.run(lambda: os.environ.get("OMP_NUM_THREADS"))
     assert set(env.values()) == {"1"}
+
+
+def test_pruned_classifier_cv_on_dask_equals_the_single_process_run(
+    dask_client, text_data
+):
+    if not hasattr(skprune, "PrunedClassifierCV"):
+        pytest.skip("PrunedClassifierCV is not part of this build")
+    X, y = text_data
+    search = skprune.PrunedClassifierCV(
+        small_net(max_epochs=2), prune_ratios=[0.5, 0.9], cv=2, random_state=0
+    )
+    local = clone(search).fit(X, y)
+    with parallel_backend("dask"):
+        remote = clone(search).set_params(n_jobs=-1).fit(X, y)
+    np.testing.assert_array_equal(
+        remote.cv_results_["mean_test_score"], local.cv_results_["mean_test_score"]
+    )
+    assert remote.prune_ratio_ == local.prune_ratio_
+    np.testing.assert_array_equal(remote.predict_proba(X), local.predict_proba(X))

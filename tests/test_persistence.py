@@ -460,3 +460,21 @@ def test_the_file_is_a_zip_of_a_manifest_json_and_safetensors(fitted, tmp_path):
     assert {"skprune", "torch", "skorch", "scikit-learn"} <= set(manifest["versions"])
     first_layer = fitted.estimator_.module_.layers[0].weight.detach().numpy()
     assert any(np.array_equal(array, first_layer.ravel()) for array in arrays.values())
+
+
+@pytest.mark.parametrize("scoring", [None, "accuracy"])
+def test_pruned_classifier_cv_round_trips_with_its_scorer(text_data, tmp_path, scoring):
+    if not hasattr(skprune, "PrunedClassifierCV"):
+        pytest.skip("PrunedClassifierCV is not part of this build")
+    X, y = text_data
+    search = skprune.PrunedClassifierCV(
+        small_net(), prune_ratios=[0.5, 0.9], cv=2, scoring=scoring, random_state=0
+    ).fit(X, y)
+    skprune.save(search, tmp_path / "cv.skprune")
+    loaded = skprune.load(tmp_path / "cv.skprune")
+    assert type(loaded) is skprune.PrunedClassifierCV
+    np.testing.assert_array_equal(loaded.predict_proba(X), search.predict_proba(X))
+    assert loaded.prune_ratio_ == search.prune_ratio_
+    for key, value in search.cv_results_.items():
+        np.testing.assert_array_equal(loaded.cv_results_[key], value)
+    assert loaded.scorer_(loaded, X, y) == search.scorer_(search, X, y)
