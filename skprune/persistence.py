@@ -773,7 +773,11 @@ class _Decoder:
             net.set_params(device=str(self.device))
         if "module_state" not in record:  # saved before it was initialised
             return net
-        with torch.random.fork_rng(devices=[]):
+        device = torch.device(net.device)
+        cuda = [device.index or 0] if device.type == "cuda" else []
+        # Initialising draws random weights that the saved ones replace: the
+        # caller's random state is left as it was.
+        with torch.random.fork_rng(devices=cuda):
             net.initialize()
         module_state = self.decode(record["module_state"])
         shrunk = _fit_shapes(net.module_, module_state)

@@ -478,3 +478,12 @@ def test_pruned_classifier_cv_round_trips_with_its_scorer(text_data, tmp_path, s
     for key, value in search.cv_results_.items():
         np.testing.assert_array_equal(loaded.cv_results_[key], value)
     assert loaded.scorer_(loaded, X, y) == search.scorer_(search, X, y)
+
+
+def test_load_leaves_the_callers_random_state_alone(fitted, tmp_path):
+    skprune.save(fitted, tmp_path / "m.skprune")
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    skprune.load(tmp_path / "m.skprune")
+    assert torch.equal(torch.rand(3), expected)
