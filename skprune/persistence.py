@@ -115,9 +115,9 @@ def save(
 
     Parameters
     ----------
-    estimator : PrunedClassifier, PrunedRegressor, CompressedClassifier or \
-            CompressedRegressor
-        Fitted or not.
+    estimator : PrunedClassifier, PrunedClassifierCV, PrunedRegressor, \
+            CompressedClassifier or CompressedRegressor
+        Fitted or not; the classes in :data:`ESTIMATORS`, not subclasses.
     path : str or path-like
         The file to write (the ``.skprune`` suffix is a convention).
     overwrite : bool, default=False
@@ -171,7 +171,10 @@ def save(
     }
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".skprune-", dir=directory)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.chmod(tmp, 0o666 & ~umask)  # as open() would create it, not 0600
         with (
             os.fdopen(fd, "wb") as file,
             zipfile.ZipFile(
