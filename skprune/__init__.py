@@ -3,6 +3,8 @@
 - :class:`PrunedClassifier`: train, prune and retrain a skorch classifier in ``fit``;
   :func:`default_classifier_net` is the skorch net it wraps by default, to start
   your own from.
+- :class:`PrunedRegressor`: the same for regression, one target or several
+  (:func:`default_regressor_net`).
 - :class:`MLPModule`: a multi-layer perceptron whose first layer takes sparse input.
 - :class:`CompressedClassifier`: what ``PrunedClassifier.compress()`` returns, a
   compact prediction-only model; :mod:`skprune.compress` does the removing.
@@ -12,16 +14,25 @@
 - :mod:`skprune.data`: batching scipy sparse matrices as torch sparse tensors.
 - :mod:`skprune.optim`: :class:`~skprune.optim.LazyAdam`, Adam with row-sparse steps.
 - :mod:`skprune.datasets`: a generator of text-like sparse data.
+- :func:`save` and :func:`load`: files that load without pickle, running no code
+  (:mod:`skprune.persistence`).
 """
 
 from ._classifier import PrunedClassifier, default_classifier_net
 from ._compressed import CompressedClassifier
+from ._regressor import CompressedRegressor, PrunedRegressor, default_regressor_net
 from .modules import MLPModule
+from .persistence import load, save
 
 __all__ = [
     "CompressedClassifier",
+    "CompressedRegressor",
     "MLPModule",
     "PrunedClassifier",
+    "PrunedRegressor",
     "default_classifier_net",
+    "default_regressor_net",
+    "load",
+    "save",
 ]
 __version__ = "0.1.0"

@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader
 
 from ._budget import default_max_epochs
 from ._params import PRUNING_PARAMETER_CONSTRAINTS
+from ._threads import thread_budget
 from .callbacks import Pruning
 from .data import BatchLoader, SparseDataset, as_canonical_csr
 from .exceptions import DenseGradientWarning
@@ -73,6 +74,8 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
 
     #: skorch class the wrapped estimator must be an instance of; set by subclasses.
     _net_class: type = object
+    #: Extra ``validate_data`` options for ``y`` (a regressor's ``multi_output``).
+    _y_validation: dict = {}
 
     def __init__(
         self,
@@ -142,6 +145,7 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
             accept_sparse=ACCEPTED_SPARSE,
             dtype=np.float32,
             ensure_min_samples=2,
+            **self._y_validation,
         )
         if sample_weight is not None:
             sample_weight = _check_sample_weight(
@@ -161,7 +165,7 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
         if weights is not None:
             net.set_params(**_weighted_training(net, weights))
 
-        with _private_random_state(seed, net.device):
+        with _private_random_state(seed, net.device), thread_budget():
             net.initialize()
             _check_outputs_suit_criterion(net, X, y)
             _check_gradients_suit_optimizer(net, sparse_input=sp.issparse(X))
@@ -191,7 +195,7 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
             if isinstance(callback, Pruning):
                 raise ValueError(
                     "estimator already has a skprune Pruning callback; "
-                    "PrunedClassifier adds its own, so remove it."
+                    f"{type(self).__name__} adds its own, so remove it."
                 )
             if isinstance(callback, EarlyStopping):
                 raise ValueError(

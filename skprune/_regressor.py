@@ -1,0 +1,278 @@
+""":class:`PrunedRegressor`: train, prune and retrain a skorch regressor in fit.
+
+Everything about pruning lives in :class:`skprune._base.BasePruned`; this module
+adds what is particular to regression: numeric targets of one or several
+outputs, ``predict``, and :class:`CompressedRegressor`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn_compat.base import _fit_context
+from sklearn_compat.utils.validation import validate_data
+from skorch import NeuralNetRegressor
+
+from ._base import ACCEPTED_SPARSE, BasePruned, _as_batchable
+from .compress import CompactMLP, compact_mlp
+from .modules import MLPModule
+from .optim import LazyAdam
+
+__all__ = ["CompressedRegressor", "PrunedRegressor", "default_regressor_net"]
+
+
+def default_regressor_net() -> NeuralNetRegressor:
+    """The skorch net :class:`PrunedRegressor` uses when ``estimator=None``.
+
+    An :class:`~skprune.MLPModule` with one hidden layer of 256 units, ReLU and
+    dropout 0.1 (less than the classifier's 0.5: dropout noise in the last hidden
+    layer goes straight into a regression output), one output per target, trained
+    with the mean squared error and :class:`~skprune.optim.LazyAdam` (learning
+    rate 1e-3) in shuffled batches of 64 for 6 epochs, on all the data
+    (``train_split=None``), silently. The first layer's gradient is row-sparse.
+    """
+    return NeuralNetRegressor(
+        MLPModule,
+        module__hidden_layer_sizes=(256,),
+        module__dropout=0.1,
+        module__sparse_grad=True,
+        criterion=torch.nn.MSELoss,
+        optimizer=LazyAdam,
+        lr=1e-3,
+        max_epochs=6,
+        batch_size=64,
+        iterator_train__shuffle=True,
+        train_split=None,
+        verbose=0,
+    )
+
+
+class PrunedRegressor(RegressorMixin, BasePruned):
+    """A neural-network regressor that is trained, pruned and retrained in ``fit``.
+
+    Wraps an unfitted skorch :class:`~skorch.NeuralNetRegressor` and prunes it
+    exactly as :class:`~skprune.PrunedClassifier` prunes a classifier: the same
+    parameters, schedules, callback and fitted attributes. ``y`` may hold one
+    target or several (multi-output regression); the net trains on it as a
+    float32 matrix of shape (n_samples, n_outputs). scipy sparse input is batched
+    as torch sparse tensors, never densified.
+
+    Parameters
+    ----------
+    estimator : skorch.NeuralNetRegressor, default=None
+        The unfitted net to train; it is cloned, never modified. None uses
+        :func:`default_regressor_net`. Modules whose constructor takes
+        ``n_features`` and ``n_outputs`` get them from the data (a module that
+        takes ``n_classes`` instead, as :class:`~skprune.MLPModule` does, gets the
+        number of outputs under that name). Its ``max_epochs`` is the number of
+        dense training epochs.
+    prune_ratio : float in [0, 1), default=0.5
+        Fraction pruned in the end: of the prunable weights for
+        ``granularity="weight"``, of the hidden units for ``"neuron"``, of the
+        input features for ``"feature"``. 0.0 trains the unpruned control.
+    importance : {"magnitude", "taylor", "random"} or callable, default="magnitude"
+        How weights are ranked; see :class:`~skprune.PrunedClassifier`.
+    granularity : {"weight", "neuron", "feature"}, default="weight"
+        What is removed: single weights, whole hidden units, or whole input
+        features (a feature selection, see ``get_support``).
+    scope : {"global", "layer"}, default="global"
+        One ranking across all prunable layers, or ``prune_ratio`` in each layer.
+    schedule : {"oneshot", "iterative", "gradual"}, default="oneshot"
+        When to prune; see :class:`~skprune.PrunedClassifier`.
+    n_rounds : int, default=1
+        Rounds of ``"iterative"``, steps of ``"gradual"``.
+    retrain_epochs : int, default=None
+        Epochs of retraining after each round; None means two thirds of the
+        net's ``max_epochs`` (at least 1).
+    retrain_lr_factor : float, default=1.0
+        Learning rate during retraining, as a multiple of the initial one.
+    rewind : bool, default=False
+        Reset surviving weights to their values after ``rewind_epoch`` epochs
+        after each pruning step (lottery-ticket rewinding).
+    rewind_epoch : int, default=0
+        Epoch whose weights ``rewind`` restores; 0 is the initialisation.
+    min_keep : int or float, default=1
+        Floor per layer: a count, or a fraction in (0, 1), that always survives.
+    prune_output : bool, default=False
+        Whether the output layer's weights are prunable.
+    prune_bias : bool, default=False
+        Whether biases are prunable (``granularity="weight"`` only).
+    layers : list of str, default=None
+        ``fnmatch`` patterns of the weight names to prune; None means every
+        layer but the output layer.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, shuffling, dropout and random importance;
+        an int makes two fits give identical predictions.
+
+    Attributes
+    ----------
+    estimator_ : skorch.NeuralNetRegressor
+        The fitted net, with its pruning callback under ``callbacks_``.
+    n_outputs_ : int
+        Number of targets.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Defined only when ``X`` has string column names.
+    masks_ : dict of str to ndarray of bool
+        For each parameter that pruning touched, True where a weight is kept.
+    sparsity_ : float
+        Fraction of the prunable weights that are exactly zero.
+    n_params_ : int
+        Number of prunable weights.
+    n_nonzero_params_ : int
+        Number of prunable weights that are not zero.
+    support_ : ndarray of bool of shape (n_features_in_,)
+        Input features that kept at least one weight in the first layer.
+    pruning_report_ : list of dict
+        One row per layer.
+    pruning_history_ : list of dict
+        One row per pruning step; scores are the net's R^2.
+    flops_ : dict
+        Theoretical operations of one prediction, ``"dense"`` and ``"pruned"``.
+
+    See Also
+    --------
+    skprune.PrunedClassifier : The same for classification.
+    sklearn.neural_network.MLPRegressor : A dense, unpruned network.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skprune import PrunedRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 20))
+    >>> y = X[:, 0] - 2 * X[:, 1]
+    >>> reg = PrunedRegressor(prune_ratio=0.8, random_state=0).fit(X, y)
+    >>> round(reg.sparsity_, 2)
+    0.8
+    >>> reg.predict(X[:3]).shape
+    (3,)
+    """
+
+    _net_class = NeuralNetRegressor
+    _y_validation = {"multi_output": True, "y_numeric": True}
+
+    def _default_estimator(self):
+        return default_regressor_net()
+
+    def _encode_targets(self, y):
+        # scikit-learn's errors for strings, complex numbers, NaN and infinity;
+        # the second pass catches float64 values beyond float32's range.
+        y = check_array(y, ensure_2d=False, dtype="numeric", input_name="y")
+        y = check_array(y, ensure_2d=False, dtype=np.float32, input_name="y")
+        y = y.reshape(len(y), -1)
+        self.n_outputs_ = y.shape[1]
+        return np.ascontiguousarray(y)
+
+    def _module_sizes(self) -> dict:
+        return {
+            "n_features": self.n_features_in_,
+            "n_outputs": self.n_outputs_,
+            "n_classes": self.n_outputs_,
+        }
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y):
+        """Train, prune and retrain the network.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Any scipy sparse format or a dense array; converted to float32.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Numeric targets; converted to float32.
+
+        Returns
+        -------
+        self : PrunedRegressor
+        """
+        return self._fit(X, y)
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted targets.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            One column per target; a 1-D array for a single target.
+        """
+        check_is_fitted(self)
+        X = validate_data(
+            self, X, accept_sparse=ACCEPTED_SPARSE, dtype=np.float32, reset=False
+        )
+        outputs = self.estimator_.predict(_as_batchable(X)).astype(np.float64)
+        return _as_targets(outputs.reshape(len(outputs), -1))
+
+    def compress(self) -> CompressedRegressor:
+        """A compact, prediction-only copy of the fitted model.
+
+        Hidden units and input features that pruning left without weights are
+        physically removed and prediction runs in numpy and scipy, with the same
+        predictions to float tolerance; see
+        :meth:`skprune.PrunedClassifier.compress`. Needs the fitted net's module
+        to be an :class:`~skprune.MLPModule`.
+
+        Returns
+        -------
+        compressed : CompressedRegressor
+        """
+        check_is_fitted(self)
+        return CompressedRegressor(compact_mlp(self.estimator_.module_))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+
+class CompressedRegressor(RegressorMixin, BaseEstimator):
+    """A pruned regressor reduced to what it computes, for fast, small predictions.
+
+    Made by :meth:`skprune.PrunedRegressor.compress`. It predicts what the fitted
+    estimator predicts (to float tolerance) and cannot be trained.
+
+    Parameters
+    ----------
+    network : skprune.compress.CompactMLP
+        The compact network; one output per target.
+
+    Attributes
+    ----------
+    n_outputs_ : int
+    n_features_in_ : int
+    """
+
+    def __init__(self, network: CompactMLP) -> None:
+        self.network = network
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return True
+
+    @property
+    def n_outputs_(self) -> int:
+        return len(self.network.biases[-1])
+
+    @property
+    def n_features_in_(self) -> int:
+        return self.network.n_features
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted targets, of shape (n_samples,) or (n_samples, n_outputs)."""
+        X = check_array(X, accept_sparse=ACCEPTED_SPARSE, dtype=np.float32)
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but CompressedRegressor is "
+                f"expecting {self.n_features_in_} features as input."
+            )
+        return _as_targets(self.network.decision_function(X).astype(np.float64))
+
+
+def _as_targets(outputs: np.ndarray) -> np.ndarray:
+    """A single output as a 1-D array, as scikit-learn's regressors return it."""
+    return outputs[:, 0] if outputs.shape[1] == 1 else outputs

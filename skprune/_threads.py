@@ -1,0 +1,96 @@
+"""How many threads a fit may use: what joblib, Dask or the caller gives it.
+
+Cross-validation and grid search run several fits at once, in processes (joblib's
+``loky``, Dask workers) or in threads. Each fit must then use its share of the
+cores, not all of them: torch's intra-op thread pool, sized for the whole machine
+in every process, would otherwise oversubscribe it many times over. The share is
+the smallest of
+
+- torch's own setting (``torch.set_num_threads``, or ``OMP_NUM_THREADS`` when torch
+  started);
+- ``OMP_NUM_THREADS`` now: joblib's process workers and Dask's nanny set it for
+  the worker processes they start (``distributed.nanny.pre-spawn-environ``);
+- an OpenMP limit in force in this thread (``threadpoolctl.threadpool_limits``, as
+  joblib's ``parallel_config(inner_max_num_threads=...)`` sets it);
+- inside a Dask worker, the cores of this process divided among the worker's
+  task threads.
+
+No scikit-learn here.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+
+import torch
+
+__all__ = ["allowed_threads", "thread_budget"]
+
+
+def allowed_threads() -> int:
+    """The number of intra-op threads a fit running here may use (at least 1)."""
+    limits = [torch.get_num_threads()]
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        limits.append(int(env))
+    limits.extend(_openmp_limits())
+    worker_threads = _dask_worker_threads()
+    if worker_threads:
+        limits.append(max(1, _process_cores() // worker_threads))
+    return max(1, min(limits))
+
+
+@contextmanager
+def thread_budget():
+    """Run the block with torch's intra-op threads limited to :func:`allowed_threads`.
+
+    The caller's setting is restored afterwards, also when the block raises.
+    """
+    before = torch.get_num_threads()
+    allowed = allowed_threads()
+    if allowed < before:
+        torch.set_num_threads(allowed)
+    try:
+        yield allowed
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+def _openmp_limits() -> list[int]:
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # pragma: no cover - scikit-learn depends on it
+        return []
+    return [
+        int(info["num_threads"])
+        for info in threadpool_info()
+        if info.get("user_api") == "openmp" and info.get("num_threads")
+    ]
+
+
+def _dask_worker_threads() -> int | None:
+    """Task threads of the Dask worker running this code, None outside one."""
+    distributed = _loaded("distributed")
+    if distributed is None:
+        return None
+    try:
+        worker = distributed.get_worker()
+    except ValueError:  # not inside a worker
+        return None
+    return int(getattr(worker.state, "nthreads", 0) or worker.nthreads) or None
+
+
+def _process_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
+
+
+def _loaded(name: str):
+    """A module if something already imported it: Dask is never imported here."""
+    import sys
+
+    return sys.modules.get(name)
