@@ -25,7 +25,7 @@ __all__ = ["MAX_EPOCHS", "MIN_STEPS", "default_max_epochs"]
 #: Optimizer steps the dense phase of the default net takes at least.
 MIN_STEPS = 1000
 #: Never more dense epochs than this, however small the data.
-MAX_EPOCHS = 100
+MAX_EPOCHS = 50
 
 
 def default_max_epochs(
