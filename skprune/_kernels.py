@@ -177,10 +177,20 @@ def _compiled(name: str):
         _COMPILED[name] = numba.njit(parallel=True, cache=True, nogil=True)(
             _SOURCES[name]
         )
-    numba.set_num_threads(
-        max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
-    )
-    return _COMPILED[name]
+    kernel = _COMPILED[name]
+    n_threads = torch.get_num_threads()
+    numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))
+
+    def run(*args):
+        # numba's OpenMP layer sets the process's OpenMP thread count, which
+        # torch shares: put torch's own setting back after every call.
+        try:
+            return kernel(*args)
+        finally:
+            if torch.get_num_threads() != n_threads:
+                torch.set_num_threads(n_threads)
+
+    return run
 
 
 def _index(array) -> np.ndarray:

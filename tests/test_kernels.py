@@ -6,6 +6,7 @@ import scipy.sparse as sp
 import torch
 
 from skprune import _kernels
+from skprune.optim import LazyAdam
 
 
 def messy_csr(n_rows=9, n_cols=50, seed=0):
@@ -94,3 +95,23 @@ def test_adam_rows_steps_only_the_given_rows_like_sparse_adam(kernels):
     torch.testing.assert_close(param, reference.detach(), atol=1e-6, rtol=0)
     untouched = [0, 2, 3, 5, 6, 7, 9]
     assert (exp_avg[untouched] == 0).all() and (exp_avg_sq[untouched] == 0).all()
+
+
+@pytest.mark.skipif(not _kernels.HAVE_NUMBA, reason="needs numba")
+def test_a_compiled_step_leaves_torchs_thread_count_as_it_was():
+    # numba's OpenMP layer sets the process-wide OpenMP thread count, which torch
+    # reads: without care, one LazyAdam step turned 1 torch thread into 2.
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        weight = torch.nn.Parameter(torch.zeros(1000, 8))
+        optimizer = LazyAdam([weight])
+        for _ in range(2):
+            weight.grad = torch.sparse_coo_tensor(
+                torch.tensor([[1, 5, 7]]), torch.ones(3, 8), (1000, 8)
+            )
+            optimizer.step()
+        assert torch.get_num_threads() == 1
+        assert weight[1].abs().sum() > 0
+    finally:
+        torch.set_num_threads(before)
