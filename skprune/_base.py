@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader
 from .callbacks import GRANULARITIES, SCOPES, Pruning
 from .data import BatchLoader, SparseDataset, as_canonical_csr
 from .importance import IMPORTANCE_CRITERIA
+from .progress import PruningProgress
 from .report import flops, kept_inputs, pruning_report
 from .schedules import SCHEDULES
 
@@ -56,6 +57,7 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
         "prune_bias": ["boolean"],
         "layers": [list, tuple, None],
         "random_state": ["random_state"],
+        "verbose": ["verbose"],
     }
 
     #: skorch class the wrapped estimator must be an instance of; set by subclasses.
@@ -80,6 +82,7 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
         prune_bias: bool = False,
         layers=None,
         random_state=None,
+        verbose: int = 0,
     ) -> None:
         self.estimator = estimator
         self.prune_ratio = prune_ratio
@@ -97,6 +100,7 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
         self.prune_bias = prune_bias
         self.layers = layers
         self.random_state = random_state
+        self.verbose = verbose
 
     # to be provided by subclasses ---------------------------------------------
 
@@ -183,6 +187,8 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
     def _net_params(self, net, pruning) -> dict:
         # First among the user's callbacks, so theirs see masked weights.
         params = {"callbacks": [("pruning", pruning), *_named(net.callbacks or [])]}
+        if self.verbose:
+            params["callbacks"].insert(1, ("pruning_progress", PruningProgress()))
         module = net.module
         if isinstance(module, type):
             accepted = inspect.signature(module).parameters

@@ -108,6 +108,11 @@ class PrunedClassifier(ClassifierMixin, BasePruned):
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, shuffling, dropout and random importance;
         an int makes two fits give identical predictions.
+    verbose : int, default=0
+        1 prints one line per pruning round (round, target ratio, sparsity
+        reached, loss and score before pruning, after it and after retraining,
+        seconds), see :class:`skprune.progress.PruningProgress`; 0 is silent.
+        skorch's epoch table is the wrapped net's own ``verbose``.
 
     Attributes
     ----------
