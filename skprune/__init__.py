@@ -1,6 +1,8 @@
 """skprune: neural-network pruning as a scikit-learn estimator, built for sparse data.
 
 - :class:`PrunedClassifier`: train, prune and retrain a skorch classifier in ``fit``.
+- :class:`PrunedClassifierCV`: the prune ratio chosen by cross-validation along
+  one pruning path per fold.
 - :class:`MLPModule`: a multi-layer perceptron whose first layer takes sparse input.
 - :class:`CompressedClassifier`: what ``PrunedClassifier.compress()`` returns, a
   compact prediction-only model; :mod:`skprune.compress` does the removing.
@@ -14,7 +16,13 @@
 
 from ._classifier import PrunedClassifier
 from ._compressed import CompressedClassifier
+from ._cv import PrunedClassifierCV
 from .modules import MLPModule
 
-__all__ = ["CompressedClassifier", "MLPModule", "PrunedClassifier"]
+__all__ = [
+    "CompressedClassifier",
+    "MLPModule",
+    "PrunedClassifier",
+    "PrunedClassifierCV",
+]
 __version__ = "0.1.0"
