@@ -159,11 +159,16 @@ class SparsityCurveDisplay:
             }
             self.lines_.extend(ax.plot([1.0 - selected], [y], **selected_kw))
 
+        # Dense on the left, ticks at the fractions drawn, written plainly.
+        right = min([kept.min(), *(line.get_xdata()[0] for line in self.lines_[2:])])
+        ax.set_xlim(1.0 / 0.8, right * 0.8)
         ax.set_xscale("log")
-        ax.set_xlim(1.0 / 0.95 * max(kept.max(), 1.0), kept.min() * 0.8)  # dense left
+        ticks = np.union1d(np.round(kept, 6), [1.0])
+        ax.set_xticks(ticks, labels=[f"{tick:g}" for tick in ticks])
+        ax.minorticks_off()
         ax.set_xlabel("Fraction of weights kept (1 - prune ratio)")
         ax.set_ylabel(score_name or self.score_name or "Score")
-        ax.legend(loc="lower left")
+        ax.legend(loc="best")
         self.ax_ = ax
         self.figure_ = ax.figure
         return self
