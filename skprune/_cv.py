@@ -73,10 +73,15 @@ class PrunedClassifierCV(PrunedClassifier):
         Folds run in parallel with joblib; None is 1 unless in a
         :func:`joblib.parallel_backend` context, -1 is all processors. Results
         do not depend on it.
-    importance, granularity, scope, retrain_epochs, retrain_lr_factor, rewind, \
-rewind_epoch, min_keep, prune_output, prune_bias, layers
-        As in :class:`PrunedClassifier`; ``retrain_epochs`` are run after each
-        ratio of the path.
+    retrain_epochs : int, default=None
+        Epochs of retraining after each ratio of the path. None means a third of
+        the net's ``max_epochs`` (at least 1): each step of the path removes a
+        smaller share of what is left than one-shot pruning to the same ratio,
+        much as the rounds of ``schedule="iterative"`` do, and the retraining
+        adds up along the path.
+    importance, granularity, scope, retrain_lr_factor, rewind, rewind_epoch, \
+min_keep, prune_output, prune_bias, layers
+        As in :class:`PrunedClassifier`.
     random_state : int, RandomState instance or None, default=None
         Seeds the training: all folds train with one seed drawn from it, and
         the refit is seeded with it as :class:`PrunedClassifier` would be.
@@ -300,6 +305,8 @@ n_params_, n_nonzero_params_, support_, pruning_report_, pruning_history_, flops
             for name in inspect.signature(Pruning).parameters
             if name not in ("prune_ratio", "schedule", "n_rounds")
         }
+        if self.retrain_epochs is None:
+            params["retrain_epochs"] = max(1, int(net.max_epochs) // 3)
         pruning = _PathPruning(ratios=self._path, **params).initialize()
         heldout = getattr(self, "_heldout", None)
         if heldout is not None:

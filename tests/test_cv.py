@@ -147,6 +147,16 @@ def test_select_best_prefers_the_sparsest_of_ties():
     assert _select(np.array([0.9, 0.9, 0.8]), np.zeros(3), 3, "best") == 1
 
 
+def test_default_retraining_is_a_third_of_the_dense_epochs_per_ratio(text_data):
+    X, y = text_data
+    clf = quick_cv(
+        estimator=small_net(max_epochs=6), retrain_epochs=None, select="best", cv=2
+    ).fit(X, y)
+    n_steps = len(clf.pruning_history_)
+    assert len(clf.estimator_.history) == 6 + 2 * n_steps
+    assert [row["epoch"] for row in clf.pruning_history_] == [6.0, 8.0][:n_steps]
+
+
 def test_unsorted_duplicated_ratios_and_zero_are_normalised(text_data):
     X, y = text_data
     clf = quick_cv(prune_ratios=[0.9, 0.5, 0.9, 0.0], cv=2).fit(X, y)
