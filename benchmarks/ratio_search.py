@@ -16,7 +16,8 @@ model. Run from the repository root, on a quiet machine::
 
 It writes ``benchmarks/results/ratio_search.md`` (``ratio_search_quick.md`` with
 ``--quick``), naming the git commit it ran on. It refuses to run with
-uncommitted changes under ``skprune/`` or ``benchmarks/`` unless
+uncommitted changes under ``skprune/`` or ``benchmarks/`` (results aside)
+unless
 ``--allow-dirty`` is given, and then marks the results as such. torch and BLAS
 run on one thread, folds one at a time (``n_jobs=1``), so both searches get the
 same machine.
@@ -77,7 +78,14 @@ def git_state(allow_dirty: bool) -> str:
 
     try:
         commit = git("rev-parse", "--short", "HEAD")
-        dirty = git("status", "--porcelain", "skprune", "benchmarks")
+        dirty = git(
+            "status",
+            "--porcelain",
+            "--",
+            "skprune",
+            "benchmarks",
+            ":!benchmarks/results",
+        )
     except (OSError, subprocess.CalledProcessError):
         if not allow_dirty:
             sys.exit("not a git checkout: cannot name the commit (--allow-dirty)")
