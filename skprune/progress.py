@@ -70,9 +70,7 @@ class PruningProgress(Callback):
             if row.get("loss_retrained") is None and row.get("score_retrained") is None:
                 return  # still retraining
             now = time.perf_counter()
-            self.sink(
-                self.prefix + format_round(row, n_rounds, now - self.last_time_)
-            )
+            self.sink(self.prefix + format_round(row, n_rounds, now - self.last_time_))
             self.last_time_ = now
             self.printed_ += 1
 
