@@ -129,7 +129,7 @@ n_params_, n_nonzero_params_, support_, pruning_report_, pruning_history_, flops
     >>> X, y = make_text_classification(300, 2000, random_state=0)
     >>> clf = PrunedClassifierCV(prune_ratios=[0.5, 0.9], cv=3, random_state=0)
     >>> clf = clf.fit(X, y)
-    >>> list(clf.cv_results_["param_prune_ratio"])
+    >>> clf.cv_results_["param_prune_ratio"].tolist()
     [0.0, 0.5, 0.9]
     >>> clf.prune_ratio_ in (0.0, 0.5, 0.9)
     True
