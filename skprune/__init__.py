@@ -5,6 +5,8 @@
   your own from.
 - :class:`PrunedRegressor`: the same for regression, one target or several
   (:func:`default_regressor_net`).
+- :class:`PrunedClassifierCV`: the prune ratio chosen by cross-validation along
+  one pruning path per fold.
 - :class:`MLPModule`: a multi-layer perceptron whose first layer takes sparse input.
 - :class:`CompressedClassifier`: what ``PrunedClassifier.compress()`` returns, a
   compact prediction-only model; :mod:`skprune.compress` does the removing.
@@ -20,6 +22,7 @@
 
 from ._classifier import PrunedClassifier, default_classifier_net
 from ._compressed import CompressedClassifier
+from ._cv import PrunedClassifierCV
 from ._regressor import CompressedRegressor, PrunedRegressor, default_regressor_net
 from .modules import MLPModule
 from .persistence import load, save
@@ -29,6 +32,7 @@ __all__ = [
     "CompressedRegressor",
     "MLPModule",
     "PrunedClassifier",
+    "PrunedClassifierCV",
     "PrunedRegressor",
     "default_classifier_net",
     "default_regressor_net",

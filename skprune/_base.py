@@ -37,6 +37,7 @@ from .exceptions import DenseGradientWarning
 from .losses import WeightedLoss, unweighted_loss
 from .masks import find_prunable_layers
 from .optim import LazyAdam
+from .progress import PruningProgress
 from .report import flops, kept_inputs, pruning_report
 
 ACCEPTED_SPARSE = ("csr", "csc", "coo")
@@ -70,6 +71,7 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
         "estimator": [HasMethods(["fit", "initialize", "partial_fit"]), None],
         **PRUNING_PARAMETER_CONSTRAINTS,
         "random_state": ["random_state"],
+        "verbose": ["verbose"],
     }
 
     #: skorch class the wrapped estimator must be an instance of; set by subclasses.
@@ -96,6 +98,7 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
         prune_bias: bool = False,
         layers=None,
         random_state=None,
+        verbose: int = 0,
     ) -> None:
         self.estimator = estimator
         self.prune_ratio = prune_ratio
@@ -113,6 +116,7 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
         self.prune_bias = prune_bias
         self.layers = layers
         self.random_state = random_state
+        self.verbose = verbose
 
     # to be provided by subclasses ---------------------------------------------
 
@@ -228,6 +232,8 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
     def _net_params(self, net, pruning) -> dict:
         # First among the user's callbacks, so theirs see masked weights.
         params = {"callbacks": [("pruning", pruning), *_named(net.callbacks or [])]}
+        if self.verbose:
+            params["callbacks"].insert(1, ("pruning_progress", PruningProgress()))
         module = net.module
         if isinstance(module, type):
             accepted = inspect.signature(module).parameters

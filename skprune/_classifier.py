@@ -146,6 +146,11 @@ class PrunedClassifier(ClassifierMixin, BasePruned):
         over the batch of weight x per-sample loss. Weights need the net's
         criterion to take ``reduction="none"`` (torch's losses do); the
         validation loss and the scores are unweighted.
+    verbose : int, default=0
+        1 prints one line per pruning round (round, target ratio, sparsity
+        reached, loss and score before pruning, after it and after retraining,
+        seconds), see :class:`skprune.progress.PruningProgress`; 0 is silent.
+        skorch's epoch table is the wrapped net's own ``verbose``.
 
     Attributes
     ----------
@@ -217,6 +222,7 @@ class PrunedClassifier(ClassifierMixin, BasePruned):
         prune_bias: bool = False,
         layers=None,
         random_state=None,
+        verbose: int = 0,
         class_weight=None,
     ) -> None:
         super().__init__(
@@ -236,6 +242,7 @@ class PrunedClassifier(ClassifierMixin, BasePruned):
             prune_bias=prune_bias,
             layers=layers,
             random_state=random_state,
+            verbose=verbose,
         )
         self.class_weight = class_weight
 

@@ -1,0 +1,434 @@
+""":class:`PrunedClassifierCV`: the prune ratio chosen by cross-validation.
+
+A grid search over ``prune_ratio`` trains a network from scratch for every ratio
+and fold. The ratios of one fold can share their work instead: train the dense
+network once, then prune to the smallest ratio, retrain, score on the held-out
+part, prune further to the next ratio from there, and so on. Each fold then costs
+one dense training plus one short retraining per ratio.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from numbers import Integral
+
+import numpy as np
+from scipy.stats import rankdata
+from sklearn.base import clone
+from sklearn.metrics import check_scoring, get_scorer_names
+from sklearn.model_selection import StratifiedKFold, check_cv
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.parallel import Parallel, delayed
+from sklearn_compat.base import _fit_context
+from sklearn_compat.utils.validation import validate_data
+
+from ._base import ACCEPTED_SPARSE, _as_batchable
+from ._classifier import PrunedClassifier
+from .callbacks import Pruning
+from .progress import PruningProgress
+from .schedules import PruningStep
+
+__all__ = ["PrunedClassifierCV"]
+
+SELECTIONS = ("1se", "best")
+
+
+class PrunedClassifierCV(PrunedClassifier):
+    """A :class:`PrunedClassifier` whose prune ratio is chosen by cross-validation.
+
+    In each fold of ``cv`` the network is trained dense once (the wrapped net's
+    ``max_epochs``) and scored on the fold's held-out part: that is the unpruned
+    control. Then, for each ratio of ``prune_ratios`` in increasing order, the
+    same network is pruned further to that ratio, retrained for
+    ``retrain_epochs`` and scored again: one pruning path per fold, costing about
+    one dense training plus one retraining per ratio, where a grid search over
+    the same ratios trains one network per ratio. A ratio is then selected (see
+    ``select``) and the network is refitted on all the data along the same path,
+    stopping at the selected ratio. The result is a fitted
+    :class:`PrunedClassifier`: every fitted attribute and method is there.
+
+    Parameters
+    ----------
+    estimator : skorch.NeuralNetClassifier, default=None
+        The unfitted net, as in :class:`PrunedClassifier`.
+    prune_ratios : array-like of float in [0, 1), default=(0.5, 0.8, 0.9, 0.95, 0.98)
+        The candidate ratios. They are sorted and duplicates dropped; 0.0 is the
+        unpruned control, which is always scored.
+    cv : int, cross-validation generator or iterable, default=5
+        As in :class:`~sklearn.model_selection.GridSearchCV`; an int is a
+        :class:`~sklearn.model_selection.StratifiedKFold`, which needs at least
+        ``cv`` samples of every class.
+    scoring : str, callable or None, default=None
+        A scikit-learn scorer (see :func:`sklearn.metrics.check_scoring`); None
+        is accuracy.
+    select : {"1se", "best"}, default="1se"
+        ``"1se"``: the sparsest ratio whose mean score is at least the best mean
+        score minus its standard error (the best ratio's standard deviation
+        across folds over the square root of the number of folds); ``"best"``:
+        the best mean score, the sparsest on ties. The control (0.0) is a
+        candidate: it is selected when every ratio loses more than that.
+    n_jobs : int, default=None
+        Folds run in parallel with joblib; None is 1 unless in a
+        :func:`joblib.parallel_backend` context, -1 is all processors. Results
+        do not depend on it.
+    retrain_epochs : int, default=None
+        Epochs of retraining after each ratio of the path. None means a third of
+        the net's ``max_epochs`` (at least 1): each step of the path removes a
+        smaller share of what is left than one-shot pruning to the same ratio,
+        much as the rounds of ``schedule="iterative"`` do, and the retraining
+        adds up along the path.
+    importance, granularity, scope, retrain_lr_factor, rewind, rewind_epoch, \
+min_keep, prune_output, prune_bias, layers
+        As in :class:`PrunedClassifier`.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the training: all folds train with one seed drawn from it, and
+        the refit is seeded with it as :class:`PrunedClassifier` would be.
+    verbose : int, default=0
+        1 prints one line per fold and ratio (see
+        :class:`skprune.progress.PruningProgress`, plus the held-out score), and
+        per ratio of the refit; 0 is silent.
+    class_weight : dict, "balanced" or None, default=None
+        As in :class:`PrunedClassifier`: weights of the classes in the training
+        loss of every fold and of the refit (held-out scores are unweighted).
+
+    Attributes
+    ----------
+    cv_results_ : dict of str to ndarray
+        ``pandas.DataFrame(cv_results_)`` shows one row per candidate, the
+        control first: ``param_prune_ratio`` (0.0 for the control),
+        ``params``, ``split{k}_test_score``, ``mean_test_score``,
+        ``std_test_score``, ``rank_test_score`` (1 is the best mean score),
+        ``mean_fit_time`` and ``std_fit_time`` (seconds of training along the
+        path until that ratio is scored, the control's being the dense training).
+    prune_ratio_ : float
+        The selected ratio; the refitted network is pruned to it.
+    best_index_ : int
+        Row of ``cv_results_`` of the selected ratio.
+    best_score_ : float
+        Its mean held-out score.
+    prune_ratios_ : ndarray of float
+        The ratios of the path, sorted, without duplicates nor 0.0.
+    n_splits_ : int
+        Number of folds.
+    scorer_ : callable
+        The scorer used.
+    estimator_, classes_, n_features_in_, feature_names_in_, masks_, sparsity_, \
+n_params_, n_nonzero_params_, support_, pruning_report_, pruning_history_, flops_
+        Those of :class:`PrunedClassifier`, for the refitted network.
+
+    See Also
+    --------
+    PrunedClassifier : One prune ratio, no search.
+    sklearn.model_selection.GridSearchCV : Searches any parameter, training
+        one network per ratio and fold.
+    skprune.plotting.SparsityCurveDisplay : Plots ``cv_results_``.
+
+    Examples
+    --------
+    >>> from skprune import PrunedClassifierCV
+    >>> from skprune.datasets import make_text_classification
+    >>> X, y = make_text_classification(300, 2000, random_state=0)
+    >>> clf = PrunedClassifierCV(prune_ratios=[0.5, 0.9], cv=3, random_state=0)
+    >>> clf = clf.fit(X, y)
+    >>> clf.cv_results_["param_prune_ratio"].tolist()
+    [0.0, 0.5, 0.9]
+    >>> clf.prune_ratio_ in (0.0, 0.5, 0.9)
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **{
+            name: constraint
+            for name, constraint in PrunedClassifier._parameter_constraints.items()
+            if name not in ("prune_ratio", "schedule", "n_rounds")
+        },
+        "prune_ratios": ["array-like"],
+        "cv": ["cv_object"],
+        "scoring": [StrOptions(set(get_scorer_names())), callable, None],
+        "select": [StrOptions(set(SELECTIONS))],
+        "n_jobs": [Interval(Integral, None, None, closed="neither"), None],
+    }
+
+    def __init__(
+        self,
+        estimator=None,
+        *,
+        prune_ratios=(0.5, 0.8, 0.9, 0.95, 0.98),
+        cv=5,
+        scoring=None,
+        select: str = "1se",
+        n_jobs: int | None = None,
+        importance="magnitude",
+        granularity: str = "weight",
+        scope: str = "global",
+        retrain_epochs: int | None = None,
+        retrain_lr_factor: float = 1.0,
+        rewind: bool = False,
+        rewind_epoch: int = 0,
+        min_keep: int | float = 1,
+        prune_output: bool = False,
+        prune_bias: bool = False,
+        layers=None,
+        random_state=None,
+        verbose: int = 0,
+        class_weight=None,
+    ) -> None:
+        self.estimator = estimator
+        self.prune_ratios = prune_ratios
+        self.cv = cv
+        self.scoring = scoring
+        self.select = select
+        self.n_jobs = n_jobs
+        self.importance = importance
+        self.granularity = granularity
+        self.scope = scope
+        self.retrain_epochs = retrain_epochs
+        self.retrain_lr_factor = retrain_lr_factor
+        self.rewind = rewind
+        self.rewind_epoch = rewind_epoch
+        self.min_keep = min_keep
+        self.prune_output = prune_output
+        self.prune_bias = prune_bias
+        self.layers = layers
+        self.random_state = random_state
+        self.verbose = verbose
+        self.class_weight = class_weight
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y, sample_weight=None):
+        """Cross-validate the pruning path, select a ratio and refit on all data.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the samples in the training loss, in every fold (their
+            training part) and in the refit; see ``class_weight``.
+
+        Returns
+        -------
+        self : PrunedClassifierCV
+        """
+        ratios = self._check_ratios()
+        X_checked, y_checked = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=ACCEPTED_SPARSE,
+            dtype=np.float32,
+            ensure_min_samples=2,
+        )
+        X_checked = _as_batchable(X_checked)
+        encoded = self._encode_targets(y_checked)
+        cv = check_cv(self.cv, encoded, classifier=True)
+        self._check_folds(cv, encoded)
+        scorer = check_scoring(self, scoring=self.scoring)
+        seed = int(check_random_state(self.random_state).randint(2**31 - 1))
+        splits = list(cv.split(X_checked, encoded))
+        n_splits = len(splits)
+
+        fold = clone(self).set_params(random_state=seed)
+        results = Parallel(n_jobs=self.n_jobs)(
+            delayed(_fit_fold_path)(
+                fold,
+                X_checked,
+                y_checked,
+                None if sample_weight is None else np.asarray(sample_weight)[train],
+                train,
+                test,
+                tuple(ratios),
+                scorer,
+                f"fold {k + 1}/{n_splits}  ",
+            )
+            for k, (train, test) in enumerate(splits)
+        )
+        scores = np.array([r[0] for r in results])  # (n_splits, 1 + n_ratios)
+        times = np.array([r[1] for r in results])
+
+        candidates = np.concatenate([[0.0], ratios])
+        means, stds = scores.mean(axis=0), scores.std(axis=0)
+        index = _select(means, stds, n_splits, self.select)
+        self.cv_results_ = {
+            "param_prune_ratio": candidates,
+            "params": [{"prune_ratio": float(r)} for r in candidates],
+            **{f"split{k}_test_score": scores[k] for k in range(n_splits)},
+            "mean_test_score": means,
+            "std_test_score": stds,
+            "rank_test_score": rankdata(-means, method="min").astype(np.int32),
+            "mean_fit_time": times.mean(axis=0),
+            "std_fit_time": times.std(axis=0),
+        }
+        self.prune_ratios_ = ratios
+        self.n_splits_ = n_splits
+        self.scorer_ = scorer
+        self.best_index_ = int(index)
+        self.best_score_ = float(means[index])
+        self.prune_ratio_ = float(candidates[index])
+
+        # The refit: the same path on all the data, up to the selected ratio.
+        self._path = tuple(r for r in ratios if r <= self.prune_ratio_)
+        self._path_prefix = "refit  "
+        try:
+            self._fit(X, y, sample_weight)
+        finally:
+            del self._path, self._path_prefix
+        return self
+
+    def _check_ratios(self) -> np.ndarray:
+        ratios = np.asarray(self.prune_ratios, dtype=float)
+        if ratios.ndim != 1 or ratios.size == 0:
+            raise ValueError(
+                "prune_ratios must be a non-empty 1d list of ratios in [0, 1), got "
+                f"{self.prune_ratios!r}."
+            )
+        bad = ratios[~((ratios >= 0.0) & (ratios < 1.0))]
+        if bad.size:
+            raise ValueError(
+                f"prune_ratios must lie in [0, 1); got {bad[0]!r} in "
+                f"{list(self.prune_ratios)!r}."
+            )
+        return np.unique(ratios[ratios > 0.0])
+
+    def _check_folds(self, cv, encoded) -> None:
+        if not isinstance(cv, StratifiedKFold):
+            return
+        counts = np.bincount(encoded)
+        smallest = int(np.argmin(counts))
+        label = self.classes_[smallest : smallest + 1].tolist()[0]
+        if counts[smallest] < cv.n_splits:
+            raise ValueError(
+                f"cv={self.cv!r} makes {cv.n_splits} stratified folds, but class "
+                f"{label!r} has only {counts[smallest]} "
+                "samples; lower cv or pass a splitter of your own."
+            )
+
+    def _make_pruning(self, net, seed: int) -> Pruning:
+        # The parent builds the callback its parameters describe (with the
+        # default retraining epochs filled in); the path callback takes them over.
+        single = super()._make_pruning(net, seed)
+        params = {
+            name: getattr(single, name)
+            for name in inspect.signature(Pruning).parameters
+            if name not in ("prune_ratio", "schedule", "n_rounds")
+        }
+        if self.retrain_epochs is None:
+            params["retrain_epochs"] = max(1, int(net.max_epochs) // 3)
+        pruning = _PathPruning(ratios=self._path, **params).initialize()
+        heldout = getattr(self, "_heldout", None)
+        if heldout is not None:
+            pruning.heldout_ = heldout
+        self._path_pruning = pruning
+        return pruning
+
+    def _net_params(self, net, pruning) -> dict:
+        params = super()._net_params(net, pruning)
+        for _, callback in params["callbacks"]:
+            if isinstance(callback, PruningProgress):
+                callback.set_params(prefix=self._path_prefix)
+        return params
+
+
+def _fit_fold_path(fold, X, y, sample_weight, train, test, ratios, scorer, prefix):
+    """Train one fold along the path; its held-out scores and cumulative times."""
+    fold = clone(fold)
+    fold._path = ratios
+    fold._path_prefix = prefix
+    X_test, y_test = X[test], y[test]
+    fold._heldout = _HeldOut(X_test, y_test, scorer, fold)
+    fold._fit(X[train], y[train], sample_weight)
+    pruning = fold._path_pruning
+    if fold.verbose:
+        print(
+            f"{prefix}done  held-out "
+            + "  ".join(
+                f"{ratio:g}: {score:.3f}"
+                for ratio, score in zip((0.0, *ratios), pruning.scores_, strict=True)
+            )
+        )
+    return pruning.scores_, pruning.times_
+
+
+class _HeldOut:
+    """Scores a fold's network on the fold's held-out part with a scorer."""
+
+    def __init__(self, X, y, scorer, fold):
+        self.X, self.y, self.scorer, self.fold = X, y, scorer, fold
+
+    def score(self, net) -> float:
+        view = PrunedClassifier(estimator=self.fold.estimator)
+        view.estimator_ = net
+        view.classes_ = self.fold.classes_
+        view.n_features_in_ = self.fold.n_features_in_
+        return float(self.scorer(view, self.X, self.y))
+
+
+class _PathPruning(Pruning):
+    """Prune along increasing ratios, one step per ratio, each followed by
+    ``retrain_epochs`` of retraining; with ``heldout_`` set, score the net right
+    before each step and at the end of training.
+
+    ``scores_`` and ``times_`` hold the scores and the seconds since training
+    began, the dense network's first; each history row also gets its
+    ``"heldout_score"``.
+    """
+
+    def __init__(self, ratios=(0.5,), **params) -> None:
+        ratios = tuple(float(r) for r in ratios)
+        super().__init__(prune_ratio=ratios[-1] if ratios else 0.0, **params)
+        self.ratios = ratios
+        # Set by the estimator after construction; skorch re-initialises
+        # callbacks, so initialize() leaves it alone.
+        self.heldout_ = None
+
+    @property
+    def total_epochs(self) -> int:
+        return self.train_epochs + len(self.ratios) * self.retrain_epochs
+
+    def _make_steps(self) -> list[PruningStep]:
+        return [
+            PruningStep(float(self.train_epochs + k * self.retrain_epochs), ratio)
+            for k, ratio in enumerate(self.ratios)
+        ]
+
+    def initialize(self):
+        super().initialize()
+        self.steps_ = self._make_steps()
+        self.scores_ = []
+        self.times_ = []
+        self.start_time_ = None
+        return self
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        if self.start_time_ is None:
+            self.start_time_ = time.perf_counter()
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+
+    def _prune(self, net):
+        self._score_heldout(net)
+        super()._prune(net)
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        super().on_train_end(net, X=X, y=y, **kwargs)
+        self._score_heldout(net)
+
+    def _score_heldout(self, net) -> None:
+        if self.heldout_ is None:
+            return
+        self.times_.append(time.perf_counter() - self.start_time_)
+        score = self.heldout_.score(net)
+        self.scores_.append(score)
+        if self.history_:
+            self.history_[-1]["heldout_score"] = score
+
+
+def _select(means, stds, n_splits: int, select: str) -> int:
+    """Index of the selected candidate; candidates go from dense to sparsest."""
+    best = int(np.argmax(means))
+    if select == "best":
+        threshold = means[best]
+    else:
+        threshold = means[best] - stds[best] / np.sqrt(n_splits)
+    return int(np.flatnonzero(means >= threshold - 1e-12).max())

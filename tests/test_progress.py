@@ -1,0 +1,119 @@
+"""verbose=1: one progress line per pruning round, read from the Pruning history."""
+
+import re
+
+import pytest
+import torch
+from conftest import small_net
+from skorch import NeuralNetClassifier
+
+from skprune import PrunedClassifier
+from skprune.callbacks import Pruning
+from skprune.progress import PruningProgress, format_round
+
+LINE = re.compile(
+    r"round (\d+)/(\d+)  ratio (\S+)  sparsity (\S+)  "
+    r"loss (\S+) -> (\S+) -> (\S+)  score (\S+) -> (\S+) -> (\S+)  (\S+) s"
+)
+
+
+def fit(X, y, **params):
+    defaults = {"estimator": small_net(max_epochs=2), "retrain_epochs": 1}
+    return PrunedClassifier(random_state=0, **{**defaults, **params}).fit(X, y)
+
+
+def test_one_line_per_round_with_the_history_values(text_data, capsys):
+    X, y = text_data
+    clf = fit(X, y, schedule="iterative", n_rounds=3, prune_ratio=0.9, verbose=1)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3
+    for line, row in zip(lines, clf.pruning_history_, strict=True):
+        match = LINE.fullmatch(line)
+        assert match, line
+        values = match.groups()
+        assert values[:2] == (str(row["round"]), "3")
+        assert float(values[2]) == pytest.approx(row["target_ratio"], abs=5e-4)
+        assert float(values[3]) == pytest.approx(row["sparsity"], abs=5e-4)
+        assert float(values[4]) == pytest.approx(row["loss_before"], rel=1e-3)
+        assert float(values[6]) == pytest.approx(row["loss_retrained"], rel=1e-3)
+        assert float(values[7]) == pytest.approx(row["score_before"], abs=5e-4)
+        assert float(values[9]) == pytest.approx(row["score_retrained"], abs=5e-4)
+        assert float(values[10]) >= 0
+
+
+def test_verbose_zero_prints_nothing(text_data, capsys):
+    X, y = text_data
+    fit(X, y, prune_ratio=0.5)
+    assert capsys.readouterr().out == ""
+
+
+def test_the_nets_own_verbose_still_prints_skorchs_epoch_table(text_data, capsys):
+    X, y = text_data
+    fit(X, y, estimator=small_net(max_epochs=2, verbose=1), verbose=0)
+    out = capsys.readouterr().out
+    assert "train_loss" in out
+    assert "round 1/1" not in out
+
+
+def test_progress_with_a_users_own_net(text_data, capsys):
+    X, y = text_data
+    net = NeuralNetClassifier(
+        torch.nn.Sequential(
+            torch.nn.Linear(X.shape[1], 16),
+            torch.nn.ReLU(),
+            torch.nn.Linear(16, 3),
+            torch.nn.Softmax(dim=-1),
+        ),
+        optimizer=torch.optim.SGD,
+        lr=0.5,
+        max_epochs=2,
+        train_split=None,
+        callbacks=[],
+        verbose=0,
+    )
+    clf = fit(X.toarray(), y, estimator=net, prune_ratio=0.7, verbose=1)
+    (line,) = capsys.readouterr().out.splitlines()
+    assert LINE.fullmatch(line).group(3) == "0.700"
+    assert clf.pruning_history_[0]["target_ratio"] == 0.7
+
+
+def test_format_round_shows_missing_values_and_a_held_out_score():
+    row = {
+        "round": 2,
+        "target_ratio": 0.95,
+        "sparsity": 0.949,
+        "loss_before": 0.5,
+        "loss_after": None,
+        "loss_retrained": 0.25,
+        "score_before": 0.9,
+        "score_after": None,
+        "score_retrained": 0.91,
+        "heldout_score": 0.875,
+    }
+    assert format_round(row, 3, 1.25) == (
+        "round 2/3  ratio 0.950  sparsity 0.949  loss 0.5 -> n/a -> 0.25  "
+        "score 0.900 -> n/a -> 0.910  held-out 0.875  1.2 s"
+    )
+
+
+def test_progress_callback_on_a_plain_skorch_net_with_prefix_and_sink(text_data):
+    X, y = text_data
+    X = X[:, :200].toarray()
+    lines = []
+    pruning = Pruning(0.5, train_epochs=2, retrain_epochs=1)
+    net = NeuralNetClassifier(
+        torch.nn.Sequential(
+            torch.nn.Linear(200, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)
+        ),
+        criterion=torch.nn.CrossEntropyLoss,
+        max_epochs=pruning.total_epochs,
+        train_split=None,
+        callbacks=[
+            ("pruning", pruning),
+            ("progress", PruningProgress(prefix="run A  ", sink=lines.append)),
+        ],
+        verbose=0,
+    )
+    net.fit(X, y)
+    (line,) = lines
+    assert line.startswith("run A  round 1/1  ratio 0.500  sparsity 0.500  ")
