@@ -34,7 +34,11 @@ def default_classifier_net() -> NeuralNetClassifier:
     dropout 0.5, trained with cross-entropy and :class:`~skprune.optim.LazyAdam`
     (learning rate 1e-3) in shuffled batches of 64 for 6 epochs, on all the data
     (``train_split=None``: inside a grid search no data is held out behind the
-    search's back), silently. The first layer's gradient is row-sparse.
+    search's back), silently. The first layer's gradient is row-sparse. With
+    ``estimator=None`` the dense epochs grow on small data until they make at
+    least 1,000 optimizer steps (at most 50 epochs, see
+    :func:`skprune._budget.default_max_epochs`); a net passed explicitly keeps
+    its ``max_epochs``.
 
     Start from it to change a setting while keeping the fast sparse path; any
     other skorch ``NeuralNetClassifier`` works too.
@@ -83,7 +87,8 @@ class PrunedClassifier(ClassifierMixin, BasePruned):
     ----------
     estimator : skorch.NeuralNetClassifier, default=None
         The unfitted net to train; it is cloned, never modified. None uses
-        :func:`default_classifier_net`. Modules whose constructor takes
+        :func:`default_classifier_net`, with more dense epochs on small data (at
+        least 1,000 optimizer steps, at most 50 epochs). Modules whose constructor takes
         ``n_features`` and ``n_classes`` get them from the data. Its
         ``max_epochs`` is the number of dense training epochs; its ``train_split``
         is kept (the default net holds no data out). Before training, ``fit``

@@ -18,6 +18,7 @@ from skorch.callbacks import EpochScoring
 
 import skprune
 from skprune import MLPModule, PrunedClassifier
+from skprune._budget import default_max_epochs
 from skprune.datasets import make_text_classification
 
 
@@ -43,9 +44,10 @@ def test_default_net_is_the_public_default_classifier_net(text_data):
     X, y = text_data
     assert "default_classifier_net" in skprune.__all__
     implicit = PrunedClassifier(prune_ratio=0.9, random_state=0).fit(X, y)
-    explicit = PrunedClassifier(
-        skprune.default_classifier_net(), prune_ratio=0.9, random_state=0
-    ).fit(X, y)
+    # Given explicitly, the net keeps its max_epochs: give it the default budget.
+    epochs = default_max_epochs(X.shape[0], batch_size=64)
+    net = skprune.default_classifier_net().set_params(max_epochs=epochs)
+    explicit = PrunedClassifier(net, prune_ratio=0.9, random_state=0).fit(X, y)
     np.testing.assert_array_equal(explicit.predict_proba(X), implicit.predict_proba(X))
 
 
