@@ -441,3 +441,116 @@ def test_matching_names_keeps_order_and_matches_any_pattern():
         "out.weight",
     ]
     assert matching_names(names, []) == []
+
+
+# select_masks: the same masks as the full-sort selection it replaced -----------------
+
+
+def reference_select_masks(scores, ratio, scope="global", min_keep=None, previous=None):
+    """The selection before blockwise thresholds: a full copy of every score,
+    ``topk`` for floors, ``kthvalue`` over the concatenation, ties by position."""
+    min_keep, previous, ranked = min_keep or {}, previous or {}, {}
+    for name, score in scores.items():
+        score = score.detach().reshape(-1).to(torch.float32, copy=True)
+        if name in previous:
+            score.masked_fill_(~previous[name].reshape(-1), -torch.inf)
+        floor = min(int(min_keep.get(name, 0)), int((~torch.isneginf(score)).sum()))
+        if floor:
+            score[torch.topk(score, floor).indices] = torch.inf
+        ranked[name] = score
+    groups = [list(ranked)] if scope == "global" else [[name] for name in ranked]
+    keep = {}
+    for names in groups:
+        flat = torch.cat([ranked[name] for name in names])
+        n_keep = flat.numel() - round(ratio * flat.numel())
+        if n_keep < int(torch.isposinf(flat).sum()):
+            raise ValueError("prune_ratio cannot be reached")
+        flat_keep = torch.zeros(flat.numel(), dtype=torch.bool)
+        if n_keep >= flat.numel():
+            flat_keep[:] = True
+        elif n_keep > 0:
+            threshold = torch.kthvalue(flat, flat.numel() - n_keep + 1).values
+            flat_keep = flat > threshold
+            ties = torch.nonzero(flat == threshold).squeeze(1)
+            flat_keep[ties[: n_keep - int(flat_keep.sum())]] = True
+        flat_keep &= ~torch.isneginf(flat)
+        sizes = [ranked[name].numel() for name in names]
+        for name, part in zip(names, torch.split(flat_keep, sizes), strict=True):
+            keep[name] = part.reshape(scores[name].shape)
+    return keep
+
+
+def _random_case(seed):
+    """Scores with many ties (few distinct values) or none, previous masks, floors."""
+    generator = torch.Generator().manual_seed(seed)
+    shapes = {"w0": (37, 11), "w1": (9, 23), "b": (13,)}
+    tied = seed % 2 == 0
+    scores = {}
+    for name, shape in shapes.items():
+        if tied:
+            scores[name] = torch.randint(0, 5, shape, generator=generator).float()
+        else:
+            scores[name] = torch.rand(shape, generator=generator)
+    previous = None
+    if seed % 3:
+        previous = {
+            name: torch.rand(shape, generator=generator) > 0.3
+            for name, shape in list(shapes.items())[: 1 + seed % 3]
+        }
+    # Floors only on tie-free scores: topk's choice among equal scores is not
+    # specified, the blockwise selection takes the earliest.
+    min_keep = None if tied else {"w1": 1 + seed % 7, "b": 2}
+    return scores, previous, min_keep
+
+
+@pytest.mark.parametrize("block_entries", [1 << 22, 16])
+@pytest.mark.parametrize("sample_size", [1 << 16, 4])
+@pytest.mark.parametrize("scope", ["global", "layer"])
+def test_select_masks_equals_the_full_sort_selection(
+    monkeypatch, block_entries, sample_size, scope
+):
+    # Tiny blocks and samples exercise the carry of ties across blocks and the
+    # widening of a bracket that missed.
+    monkeypatch.setattr("skprune.masks._BLOCK_ENTRIES", block_entries)
+    monkeypatch.setattr("skprune.masks._SAMPLE_SIZE", sample_size)
+    for seed in range(6):
+        scores, previous, min_keep = _random_case(seed)
+        for ratio in (0.0, 0.05, 0.5, 0.77, 0.95):
+            args = {"scope": scope, "min_keep": min_keep, "previous": previous}
+            try:
+                expected = reference_select_masks(scores, ratio, **args)
+            except ValueError:  # floors make the ratio unreachable: same error
+                with pytest.raises(ValueError, match="cannot be reached"):
+                    select_masks(scores, ratio, **args)
+                continue
+            masks = select_masks(scores, ratio, **args)
+            for name in scores:
+                assert torch.equal(masks[name], expected[name]), (seed, ratio, name)
+
+
+def test_select_masks_accepts_scores_made_a_block_of_rows_at_a_time():
+    scores = distinct_scores(seed=5)
+
+    class RowScores:
+        def __init__(self, values):
+            self.values, self.shape, self.calls = values, values.shape, []
+
+        def rows(self, start, stop):
+            self.calls.append((start, stop))
+            return self.values[start:stop]
+
+    lazy = {name: RowScores(score) for name, score in scores.items()}
+    masks = select_masks(lazy, 0.6, min_keep={"a": 2})
+    expected = reference_select_masks(scores, 0.6, min_keep={"a": 2})
+    for name in scores:
+        assert torch.equal(masks[name], expected[name])
+    assert all(score.calls for score in lazy.values())
+
+
+def test_select_masks_leaves_the_scores_unchanged():
+    scores = distinct_scores(seed=6)
+    before = {name: score.clone() for name, score in scores.items()}
+    previous = {"a": torch.rand(4, 3) > 0.5}
+    select_masks(scores, 0.7, min_keep={"b": 3}, previous=previous)
+    for name in scores:
+        assert torch.equal(scores[name], before[name])
