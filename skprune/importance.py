@@ -178,6 +178,10 @@ class RowScores:
         self.shape = self.weight.shape
         self.rows(0, 0)  # a criterion that cannot score fails now (taylor)
 
+    def numel(self) -> int:
+        """Number of scores, as :meth:`torch.Tensor.numel`."""
+        return self.shape.numel()
+
     @torch.no_grad()
     def rows(self, start: int, stop: int) -> torch.Tensor:
         """Float32 CPU scores of rows ``start:stop``.

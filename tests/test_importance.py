@@ -216,6 +216,7 @@ def test_score_by_rows_gives_the_scores_of_compute_scores_block_by_block():
         for name, scores in lazy.items():
             assert isinstance(scores, RowScores)
             assert scores.shape == ws[name].shape
+            assert scores.numel() == ws[name].numel()
             blocks = torch.cat([scores.rows(0, 2), scores.rows(2, len(ws[name]))])
             assert torch.equal(blocks, full[name])
 
