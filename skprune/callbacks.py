@@ -279,16 +279,22 @@ class Pruning(Callback):
                 loss_retrained=loss_before, score_retrained=score_before
             )
 
-        grads = None
-        if self._grad_batches:
-            grads = {n: s / self._grad_batches for n, s in self._grad_sums.items()}
-        criterion = importance_lib.resolve(
-            self.importance, seed=self.random_state + self._next_step
-        )
-        scores = importance_lib.compute_scores(
-            criterion, {n: params[n] for n in self._scored}, grads
-        )
-        self.masks_ = self._masks_from_scores(scores, step.ratio)
+        # Nothing pruned yet and nothing to prune (the unpruned control): no
+        # scores, no masks.
+        if step.ratio > 0 or self.masks_:
+            grads = None
+            if self._grad_batches:
+                grads = {n: s / self._grad_batches for n, s in self._grad_sums.items()}
+            criterion = importance_lib.resolve(
+                self.importance, seed=self.random_state + self._next_step
+            )
+            score = (
+                importance_lib.score_by_rows
+                if self.granularity == "weight"
+                else importance_lib.compute_scores
+            )
+            scores = score(criterion, {n: params[n] for n in self._scored}, grads)
+            self.masks_ = self._masks_from_scores(scores, step.ratio)
         if self.rewind and self._snapshot is not None:
             with torch.no_grad():
                 for name, value in self._snapshot.items():
@@ -510,7 +516,7 @@ class Pruning(Callback):
         """
         params = dict(module.named_parameters())
         total = sum(math.prod(self._shapes[n]) for n in self.prunable_)
-        nonzero = sum(int((params[n] != 0).sum()) for n in self.prunable_)
+        nonzero = sum(int(torch.count_nonzero(params[n])) for n in self.prunable_)
         return total, nonzero
 
     def sparsity(self, module: torch.nn.Module) -> float:
