@@ -415,13 +415,21 @@ def apply_masks(
     """
     for name, mask in masks.items():
         param = parameters[name]
-        pruned = ~mask.to(param.device)
-        param.masked_fill_(pruned, 0.0)
-        if optimizer is None:
-            continue
-        for value in optimizer.state.get(param, {}).values():
-            if isinstance(value, torch.Tensor) and value.shape == param.shape:
-                value.masked_fill_(pruned, 0.0)
+        tensors = [param]
+        if optimizer is not None:
+            tensors += [
+                value
+                for value in optimizer.state.get(param, {}).values()
+                if isinstance(value, torch.Tensor) and value.shape == param.shape
+            ]
+        if param.dim() == 0:
+            tensors, mask = [t.reshape(1) for t in tensors], mask.reshape(1)
+        # A block of rows at a time, in place: no full-size temporary.
+        step = max(1, _BLOCK_ENTRIES // max(param[:1].numel(), 1))
+        for start in range(0, len(tensors[0]), step):
+            pruned = ~mask[start : start + step].to(param.device)
+            for tensor in tensors:
+                tensor[start : start + step].masked_fill_(pruned, 0.0)
 
 
 @torch.no_grad()

@@ -554,3 +554,21 @@ def test_select_masks_leaves_the_scores_unchanged():
     select_masks(scores, 0.7, min_keep={"b": 3}, previous=previous)
     for name in scores:
         assert torch.equal(scores[name], before[name])
+
+
+def test_apply_masks_block_by_block_zeroes_the_same_entries(monkeypatch):
+    monkeypatch.setattr("skprune.masks._BLOCK_ENTRIES", 2)  # several blocks
+    net, optimizer = _net_after_one_step(torch.optim.Adam, lr=0.1)
+    params = dict(net.named_parameters())
+    generator = torch.Generator().manual_seed(0)
+    masks = {
+        name: torch.rand(param.shape, generator=generator) > 0.5
+        for name, param in params.items()
+    }
+    expected = {name: param.detach() * masks[name] for name, param in params.items()}
+    apply_masks(params, masks, optimizer)
+    for name, param in params.items():
+        assert torch.equal(param.detach(), expected[name])
+        state = optimizer.state[param]
+        assert not state["exp_avg"][~masks[name]].any()
+        assert state["exp_avg"][masks[name]].all()
