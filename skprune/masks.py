@@ -189,8 +189,10 @@ def select_masks(
     return keep
 
 
-# Rows per block are chosen so that a block holds about this many entries.
-_BLOCK_ENTRIES = 1 << 22
+# Rows per block are chosen so that a block holds about this many entries: small
+# enough that the allocator's retained blocks stay a few MB, large enough that
+# the per-block overhead is negligible.
+_BLOCK_ENTRIES = 1 << 20
 # Entries of each tensor sampled to bracket a threshold.
 _SAMPLE_SIZE = 1 << 16
 
@@ -433,7 +435,12 @@ def apply_masks(
 
 
 @torch.no_grad()
-def mask_sparse_gradient(param: torch.Tensor, pruned: torch.Tensor) -> None:
+def mask_sparse_gradient(
+    param: torch.Tensor,
+    pruned: torch.Tensor | None = None,
+    *,
+    kept: torch.Tensor | None = None,
+) -> None:
     """Zero the entries of ``param``'s row-sparse gradient that fall on pruned weights.
 
     The gradient is coalesced (as the optimizer would do anyway) and replaced.
@@ -449,9 +456,13 @@ def mask_sparse_gradient(param: torch.Tensor, pruned: torch.Tensor) -> None:
         dimension).
     pruned : torch.Tensor of bool
         True where the weight is pruned, of ``param``'s shape.
+    kept : torch.Tensor of bool, optional
+        The mask itself (True where the weight is kept), instead of ``pruned``:
+        the caller need not hold a second, inverted copy of a large mask.
     """
     grad = param.grad.coalesce()
     rows = grad._indices()[0]
+    pruned = ~kept[rows] if pruned is None else pruned[rows]
     # In place: the coalesced gradient is either new or param.grad itself.
-    grad._values().masked_fill_(pruned[rows], 0.0)
+    grad._values().masked_fill_(pruned, 0.0)
     param.grad = grad

@@ -19,7 +19,7 @@ from .masks import PrunableLayer
 __all__ = ["Summary", "flops", "kept_inputs", "pruning_report", "summarize"]
 
 # Rows per block are chosen so that a block holds about this many weights.
-_BLOCK_ENTRIES = 1 << 22
+_BLOCK_ENTRIES = 1 << 20
 
 
 @dataclass(frozen=True)

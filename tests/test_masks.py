@@ -572,3 +572,12 @@ def test_apply_masks_block_by_block_zeroes_the_same_entries(monkeypatch):
         state = optimizer.state[param]
         assert not state["exp_avg"][~masks[name]].any()
         assert state["exp_avg"][masks[name]].all()
+
+
+def test_mask_sparse_gradient_takes_the_kept_mask_instead():
+    pruned = torch.zeros(6, 3, dtype=torch.bool)
+    pruned[1, 0] = pruned[2, 2] = pruned[4, 1] = True
+    by_pruned, by_kept = _sparse_grad_param(), _sparse_grad_param()
+    mask_sparse_gradient(by_pruned, pruned)
+    mask_sparse_gradient(by_kept, kept=~pruned)
+    assert torch.equal(by_kept.grad.to_dense(), by_pruned.grad.to_dense())
