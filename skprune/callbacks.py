@@ -209,9 +209,9 @@ class Pruning(Callback):
     ):
         if not training:
             return
-        for param, pruned in self._active:
+        for param, kept in self._active:
             if param.grad is not None and param.grad.is_sparse:
-                mask_sparse_gradient(param, pruned)
+                mask_sparse_gradient(param, kept=kept)
         if not self._collects_gradients():
             return
         wanted = set(self._scored)
@@ -235,9 +235,9 @@ class Pruning(Callback):
         # Dense gradients can move any weight: re-zero the pruned ones after the
         # step. Row-sparse gradients were masked before it (on_grad_computed).
         with torch.no_grad():
-            for param, pruned in self._active:
+            for param, kept in self._active:
                 if param.grad is None or not param.grad.is_sparse:
-                    param.masked_fill_(pruned, 0.0)
+                    param.masked_fill_(~kept, 0.0)
         self._batches_in_epoch += 1
         if self._batches_in_epoch >= self._batches_per_epoch:
             return  # steps at the end of an epoch are taken in on_epoch_end
@@ -565,12 +565,12 @@ class Pruning(Callback):
         self._snapshot = None
 
     def _activate(self, params):
-        """Pair each parameter that has pruned weights with its pruned mask."""
+        """Pair each parameter that has pruned weights with its mask."""
         if self.shrunk_:  # what is left after shrinking is all kept
             self._active = []
             return
         self._active = [
-            (params[name], (~mask).to(params[name].device))
+            (params[name], mask.to(params[name].device))
             for name, mask in self.masks_.items()
             if not bool(mask.all())
         ]
