@@ -225,6 +225,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     config = QUICK if args.quick else FULL
     if args.child is not None:
+        # Measure the checkout this script lives in, not an installed skprune.
+        sys.path.insert(0, str(REPO))
         print(json.dumps(measure(args.child, config, args.child_profile)))
         return 0
 
