@@ -166,8 +166,8 @@ def select_masks(
     for name, source in scores.items():
         # Earlier prunes rank below everything (-inf), then floors, taken among
         # the survivors, above everything (+inf).
-        ranked[name] = _Ranked(name, source, previous.get(name))
-        ranked[name].set_floor(int(min_keep.get(name, 0)))
+        floor = int(min_keep.get(name, 0))
+        ranked[name] = _Ranked(name, source, previous.get(name), floor)
 
     groups = [list(ranked)] if scope == "global" else [[name] for name in ranked]
     keep = {}
@@ -214,7 +214,7 @@ class _Ranked:
     where a floor keeps it. Position order is row-major.
     """
 
-    def __init__(self, name, source, previous):
+    def __init__(self, name, source, previous, floor):
         self.name = name
         self.source = source
         self.shape = tuple(source.shape)
@@ -224,51 +224,76 @@ class _Ranked:
         step = max(1, _BLOCK_ENTRIES // row_size)
         self.blocks = [(a, min(a + step, n_rows)) for a in range(0, n_rows, step)]
         self.previous = None if previous is None else previous.reshape(-1)
-        self.floor_value, self.floor_ties = torch.inf, 0  # no floor
-        # One pass: check for NaN, count survivors, and sample for bracketing.
+        # Floors: a few positions, or for large floors a threshold and ties.
+        self.floor_positions = None
+        self.floor_value, self.floor_ties = torch.inf, 0
+        # One pass: check for NaN, count survivors, sample for bracketing, and
+        # find a small floor. Row-wise scores are checked finite when made.
+        finite = getattr(source, "finite", False)
         generator = torch.Generator().manual_seed(0)
         self.n_alive = self.n_posinf = 0
-        samples = []
+        samples, top = [], None
+        small_floor = 0 < floor <= _SMALL_FLOOR
         per_entry = min(1.0, _SAMPLE_SIZE / max(self.numel, 1))
-        for _, block in self._blocks(floors=False):
-            if torch.isnan(block).any():
-                raise ValueError(f"Importance scores of {name!r} contain NaN.")
-            self.n_alive += block.numel() - int(torch.isneginf(block).sum())
-            self.n_posinf += int(torch.isposinf(block).sum())
+        for offset, block in self._blocks():
+            if not finite:
+                if torch.isnan(block).any():
+                    raise ValueError(f"Importance scores of {name!r} contain NaN.")
+                self.n_posinf += int(torch.count_nonzero(torch.isposinf(block)))
+                dead = int(torch.count_nonzero(torch.isneginf(block)))
+                self.n_alive += block.numel() - dead
             n_sample = math.ceil(per_entry * block.numel())
             index = torch.randint(block.numel(), (n_sample,), generator=generator)
             samples.append(block[index.to(block.device)].cpu())
+            if small_floor:
+                top = _merge_top(top, block, offset, floor)
+        if finite:  # the dead are exactly the entries pruned before
+            self.n_alive = self.numel
+            if self.previous is not None:
+                self.n_alive = int(torch.count_nonzero(self.previous))
         self.sample = torch.cat(samples) if samples else torch.empty(0)
         self.sample_weight = self.numel / max(len(self.sample), 1)
-
-    def _blocks(self, floors=True):
-        """Yield ``(offset, keys)`` per block of rows, in position order."""
-        offset = 0
-        ties = self.floor_ties
-        for start, stop in self.blocks:
-            # Out of place below: the block may be a view of the caller's scores.
-            block = _rows(self.source, start, stop)
-            if self.previous is not None:
-                alive = self.previous[offset : offset + block.numel()]
-                block = block.masked_fill(~alive.to(block.device), -torch.inf)
-            if floors and (self.floor_value < torch.inf or ties):
-                top, ties = _top(block, self.floor_value, ties)
-                block = block.masked_fill(top, torch.inf)
-            yield offset, block
-            offset += block.numel()
-
-    def set_floor(self, floor: int) -> None:
-        """Make the ``floor`` highest surviving entries rank first."""
         floor = min(floor, self.n_alive)
         if floor == 0:
             return
-        value, n_above = _kth_largest(self, floor, (self.sample, self.sample_weight))
-        self.floor_value, self.floor_ties = value, floor - n_above
+        if small_floor:
+            self.floor_positions = top[1][:floor].sort().values
+        else:
+            sample = (self.sample, self.sample_weight)
+            value, n_above = _kth_largest(self, floor, sample)
+            self.floor_value, self.floor_ties = value, floor - n_above
         # Keys of +inf: the scores that were +inf already, or the floor.
         self.n_posinf = max(self.n_posinf, floor)
 
+    def _blocks(self):
+        """Yield ``(offset, keys)`` per block of rows, in position order."""
+        offset = 0
+        ties = self.floor_ties
+        positions = self.floor_positions
+        for start, stop in self.blocks:
+            # Out of place below: the block may be a view of the caller's scores.
+            block = _rows(self.source, start, stop)
+            n = block.numel()
+            if self.previous is not None:
+                alive = self.previous[offset : offset + n]
+                block = block.masked_fill(~alive.to(block.device), -torch.inf)
+            if positions is not None:
+                local = positions[(positions >= offset) & (positions < offset + n)]
+                if len(local):
+                    block = block.clone()
+                    block[(local - offset).to(block.device)] = torch.inf
+            elif self.floor_value < torch.inf or ties:
+                top, ties = _top(block, self.floor_value, ties)
+                block = block.masked_fill(top, torch.inf)
+            yield offset, block
+            offset += n
+
     def mask(self, value, ties, alive_only=False):
-        """Keep keys above ``value`` and the first ``ties`` equal to it."""
+        """Keep keys above ``value`` and the first ``ties`` equal to it.
+
+        ``value`` is above -inf (the k-th largest of fewer than the survivors),
+        so no pruned entry is kept; ``alive_only`` keeps every survivor instead.
+        """
         out = None
         for offset, block in self._blocks():
             if out is None:
@@ -277,12 +302,35 @@ class _Ranked:
             if alive_only:
                 torch.ne(block, -torch.inf, out=part)
                 continue
-            top, ties = _top(block, value, ties)
-            part.copy_(top & ~torch.isneginf(block))
+            torch.gt(block, value, out=part)
+            if ties > 0:
+                equal = torch.nonzero(block == value).squeeze(1)[:ties]
+                part[equal] = True
+                ties -= len(equal)
         if out is None:
             out = torch.empty(0, dtype=torch.bool)
         out = out.reshape(self.shape)
         return out if alive_only else (out, ties)
+
+
+# Floors up to this many entries are found during the first pass.
+_SMALL_FLOOR = 64
+
+
+def _merge_top(top, block, offset, k):
+    """The ``k`` largest ``(values, positions)``, ties to the earlier position."""
+    if block.numel() > k:
+        kth = torch.topk(block, k).values[-1]
+        local = torch.nonzero(block >= kth).squeeze(1)  # every tie included
+    else:
+        local = torch.arange(block.numel(), device=block.device)
+    values, positions = block[local].cpu(), local.cpu() + offset
+    if top is not None:
+        values = torch.cat([top[0], values])
+        positions = torch.cat([top[1], positions])
+    # Positions ascend; a stable sort by value keeps that order among ties.
+    order = torch.sort(values, descending=True, stable=True).indices[:k]
+    return values[order], positions[order]
 
 
 class _Chain:
@@ -348,12 +396,15 @@ def _kth_largest(keys, k, sample):
     while True:
         n_above, inside = 0, []
         for _, block in keys._blocks():
-            n_above += int((block > hi).sum())
-            inside.append(block[(block >= lo) & (block <= hi)].cpu())
+            if hi < math.inf:
+                n_above += int(torch.count_nonzero(block > hi))
+                inside.append(block[(block >= lo) & (block <= hi)].cpu())
+            else:
+                inside.append(block[block >= lo].cpu())
         inside = torch.cat(inside)
         if n_above < k <= n_above + len(inside):
             value = inside.kthvalue(len(inside) - (k - n_above) + 1).values
-            n_above += int((inside > value).sum())
+            n_above += int(torch.count_nonzero(inside > value))
             return float(value), n_above
         if k <= n_above:  # the answer is above the bracket
             lo, hi = math.nextafter(hi, math.inf), math.inf

@@ -505,14 +505,16 @@ def _random_case(seed):
 
 @pytest.mark.parametrize("block_entries", [1 << 22, 16])
 @pytest.mark.parametrize("sample_size", [1 << 16, 4])
+@pytest.mark.parametrize("small_floor", [64, 0])
 @pytest.mark.parametrize("scope", ["global", "layer"])
 def test_select_masks_equals_the_full_sort_selection(
-    monkeypatch, block_entries, sample_size, scope
+    monkeypatch, block_entries, sample_size, small_floor, scope
 ):
     # Tiny blocks and samples exercise the carry of ties across blocks and the
-    # widening of a bracket that missed.
+    # widening of a bracket that missed; small_floor=0 the path of large floors.
     monkeypatch.setattr("skprune.masks._BLOCK_ENTRIES", block_entries)
     monkeypatch.setattr("skprune.masks._SAMPLE_SIZE", sample_size)
+    monkeypatch.setattr("skprune.masks._SMALL_FLOOR", small_floor)
     for seed in range(6):
         scores, previous, min_keep = _random_case(seed)
         for ratio in (0.0, 0.05, 0.5, 0.77, 0.95):
