@@ -168,7 +168,12 @@ class RowScores:
     ----------
     shape : torch.Size
         The weight's shape.
+    finite : bool
+        True: every score returned is finite (checked the first time its rows
+        are made), so readers need not check again.
     """
+
+    finite = True
 
     def __init__(self, criterion: Importance, name: str, weight, grad) -> None:
         self.criterion = criterion
@@ -176,6 +181,7 @@ class RowScores:
         self.weight = weight.detach()
         self.grad = grad
         self.shape = self.weight.shape
+        self._checked = 0  # rows below this were checked finite
         self.rows(0, 0)  # a criterion that cannot score fails now (taylor)
 
     def numel(self) -> int:
@@ -197,10 +203,15 @@ class RowScores:
             grad = grad.reshape(1) if grad.dim() == 0 else grad[start:stop]
         score = self.criterion(self.name, weight[start:stop], grad)
         score = score.detach().to("cpu", torch.float32)
-        if not torch.isfinite(score).all():
-            raise ValueError(
-                f"importance returned NaN or infinite scores for {self.name!r}."
-            )
+        # Each row is checked once: the first pass over the rows checks them all.
+        if stop > self._checked:
+            new_rows = score[max(self._checked - start, 0) :]
+            if not torch.isfinite(new_rows).all():
+                raise ValueError(
+                    f"importance returned NaN or infinite scores for {self.name!r}."
+                )
+            if start <= self._checked:
+                self._checked = stop
         return score
 
 

@@ -247,3 +247,14 @@ def test_row_scores_reject_nan_naming_the_parameter():
     scores = score_by_rows(magnitude, ws)
     with pytest.raises(ValueError, match="'layers.1.weight'"):
         scores["layers.1.weight"].rows(0, 2)
+
+
+def test_row_scores_reject_infinity_in_rows_read_after_the_first():
+    from skprune.importance import score_by_rows
+
+    ws = weights()
+    ws["layers.0.weight"][4, 0] = float("inf")
+    scores = score_by_rows(magnitude, ws)["layers.0.weight"]
+    scores.rows(0, 2)  # finite rows pass
+    with pytest.raises(ValueError, match="infinite"):
+        scores.rows(2, 5)
