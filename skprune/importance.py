@@ -16,6 +16,7 @@ Users may pass their own callable with the same signature.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 
 import torch
@@ -205,8 +206,10 @@ class RowScores:
         score = score.detach().to("cpu", torch.float32)
         # Each row is checked once: the first pass over the rows checks them all.
         if stop > self._checked:
-            new_rows = score[max(self._checked - start, 0) :]
-            if not torch.isfinite(new_rows).all():
+            new_rows = score[max(self._checked - start, 0) :].reshape(-1)
+            # One reduction: NaN propagates to both ends, infinity reaches one.
+            low, high = torch.aminmax(new_rows) if len(new_rows) else (0.0, 0.0)
+            if not (math.isfinite(float(low)) and math.isfinite(float(high))):
                 raise ValueError(
                     f"importance returned NaN or infinite scores for {self.name!r}."
                 )

@@ -320,8 +320,10 @@ _SMALL_FLOOR = 64
 def _merge_top(top, block, offset, k):
     """The ``k`` largest ``(values, positions)``, ties to the earlier position."""
     if block.numel() > k:
-        kth = torch.topk(block, k).values[-1]
-        local = torch.nonzero(block >= kth).squeeze(1)  # every tie included
+        best = torch.topk(block, k).values
+        if top is not None and len(top[0]) == k and not best[0] > top[0][-1]:
+            return top  # nothing here beats the k-th best so far, nor ties it earlier
+        local = torch.nonzero(block >= best[-1]).squeeze(1)  # every tie included
     else:
         local = torch.arange(block.numel(), device=block.device)
     values, positions = block[local].cpu(), local.cpu() + offset
@@ -393,14 +395,21 @@ def _kth_largest(keys, k, sample):
             hi = float(ordered[upper - 1])
         if lower <= m:
             lo = float(ordered[lower - 1])
+    n_total = len(values) * weight
+    top_side = k <= n_total / 2
     while True:
         n_above, inside = 0, []
         for _, block in keys._blocks():
-            if hi < math.inf:
-                n_above += int(torch.count_nonzero(block > hi))
-                inside.append(block[(block >= lo) & (block <= hi)].cpu())
+            # One comparison a block, selecting the smaller side of the
+            # bracket; the rest is done on that selection.
+            if top_side:
+                high = block[block >= lo]
+                n_above += int(torch.count_nonzero(high > hi))
+                inside.append(high[high <= hi].cpu())
             else:
-                inside.append(block[block >= lo].cpu())
+                low = block[block <= hi]
+                n_above += block.numel() - len(low)
+                inside.append(low[low >= lo].cpu())
         inside = torch.cat(inside)
         if n_above < k <= n_above + len(inside):
             value = inside.kthvalue(len(inside) - (k - n_above) + 1).values
