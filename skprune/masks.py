@@ -167,7 +167,10 @@ def select_masks(
         # Earlier prunes rank below everything (-inf), then floors, taken among
         # the survivors, above everything (+inf).
         floor = int(min_keep.get(name, 0))
-        ranked[name] = _Ranked(name, source, previous.get(name), floor)
+        # Alone in its ranking, a tensor keeps its top entries anyway (the
+        # ratio is reachable): its floor need not be found.
+        alone = scope == "layer" or len(scores) == 1
+        ranked[name] = _Ranked(name, source, previous.get(name), floor, not alone)
 
     groups = [list(ranked)] if scope == "global" else [[name] for name in ranked]
     keep = {}
@@ -214,7 +217,7 @@ class _Ranked:
     where a floor keeps it. Position order is row-major.
     """
 
-    def __init__(self, name, source, previous, floor):
+    def __init__(self, name, source, previous, floor, find_floor=True):
         self.name = name
         self.source = source
         self.shape = tuple(source.shape)
@@ -228,14 +231,18 @@ class _Ranked:
         self.floor_positions = None
         self.floor_value, self.floor_ties = torch.inf, 0
         # One pass: check for NaN, count survivors, sample for bracketing, and
-        # find a small floor. Row-wise scores are checked finite when made.
+        # find a small floor. Row-wise scores are checked finite when made, and
+        # where no floor is to be found, a sample of rows is all it takes.
         finite = getattr(source, "finite", False)
         generator = torch.Generator().manual_seed(0)
         self.n_alive = self.n_posinf = 0
         samples, top = [], None
         small_floor = 0 < floor <= _SMALL_FLOOR
         per_entry = min(1.0, _SAMPLE_SIZE / max(self.numel, 1))
-        for offset, block in self._blocks():
+        full_pass = not finite or (floor > 0 and find_floor)
+        if not full_pass:
+            samples = self._sample_rows(generator)
+        for offset, block in self._blocks() if full_pass else ():
             if not finite:
                 if torch.isnan(block).any():
                     raise ValueError(f"Importance scores of {name!r} contain NaN.")
@@ -256,6 +263,9 @@ class _Ranked:
         floor = min(floor, self.n_alive)
         if floor == 0:
             return
+        if not find_floor:  # counted for the reachable ratio, never searched
+            self.n_posinf = max(self.n_posinf, floor)
+            return
         if small_floor:
             self.floor_positions = top[1][:floor].sort().values
         else:
@@ -264,6 +274,24 @@ class _Ranked:
             self.floor_value, self.floor_ties = value, floor - n_above
         # Keys of +inf: the scores that were +inf already, or the floor.
         self.n_posinf = max(self.n_posinf, floor)
+
+    def _sample_rows(self, generator):
+        """Keys of random entries of up to 256 random rows, for bracketing."""
+        n_rows = self.shape[0] if self.shape else 1
+        row_size = max(1, self.numel // max(n_rows, 1))
+        picked = torch.randperm(n_rows, generator=generator)[:256].sort().values
+        per_row = max(1, math.ceil(_SAMPLE_SIZE / max(len(picked), 1)))
+        samples = []
+        for row in picked.tolist():
+            keys = _rows(self.source, row, row + 1)
+            if self.previous is not None:
+                alive = self.previous[row * row_size : (row + 1) * row_size]
+                keys = keys.masked_fill(~alive.to(keys.device), -torch.inf)
+            if per_row < keys.numel():
+                index = torch.randint(keys.numel(), (per_row,), generator=generator)
+                keys = keys[index.to(keys.device)]
+            samples.append(keys.cpu())
+        return samples
 
     def _blocks(self):
         """Yield ``(offset, keys)`` per block of rows, in position order."""

@@ -480,6 +480,18 @@ def reference_select_masks(scores, ratio, scope="global", min_keep=None, previou
     return keep
 
 
+class FiniteRows:
+    """Scores handed over a block of rows at a time, known to be finite."""
+
+    finite = True
+
+    def __init__(self, values):
+        self.values, self.shape = values, values.shape
+
+    def rows(self, start, stop):
+        return self.values[start:stop]
+
+
 def _random_case(seed):
     """Scores with many ties (few distinct values) or none, previous masks, floors."""
     generator = torch.Generator().manual_seed(seed)
@@ -507,8 +519,9 @@ def _random_case(seed):
 @pytest.mark.parametrize("sample_size", [1 << 16, 4])
 @pytest.mark.parametrize("small_floor", [64, 0])
 @pytest.mark.parametrize("scope", ["global", "layer"])
+@pytest.mark.parametrize("as_rows", [False, True])
 def test_select_masks_equals_the_full_sort_selection(
-    monkeypatch, block_entries, sample_size, small_floor, scope
+    monkeypatch, block_entries, sample_size, small_floor, scope, as_rows
 ):
     # Tiny blocks and samples exercise the carry of ties across blocks and the
     # widening of a bracket that missed; small_floor=0 the path of large floors.
@@ -525,7 +538,9 @@ def test_select_masks_equals_the_full_sort_selection(
                 with pytest.raises(ValueError, match="cannot be reached"):
                     select_masks(scores, ratio, **args)
                 continue
-            masks = select_masks(scores, ratio, **args)
+            # Finite scores made a row block at a time take the sampled path.
+            given = {n: FiniteRows(v) for n, v in scores.items()} if as_rows else scores
+            masks = select_masks(given, ratio, **args)
             for name in scores:
                 assert torch.equal(masks[name], expected[name]), (seed, ratio, name)
 
