@@ -424,21 +424,17 @@ def _kth_largest(keys, k, sample):
             hi = float(ordered[upper - 1])
         if lower <= m:
             lo = float(ordered[lower - 1])
-    n_total = len(values) * weight
-    top_side = k <= n_total / 2
     while True:
         n_above, inside = 0, []
         for _, block in keys._blocks():
-            # One comparison a block, selecting the smaller side of the
-            # bracket; the rest is done on that selection.
-            if top_side:
-                high = block[block >= lo]
-                n_above += int(torch.count_nonzero(high > hi))
-                inside.append(high[high <= hi].cpu())
-            else:
-                low = block[block <= hi]
-                n_above += block.numel() - len(low)
-                inside.append(low[low >= lo].cpu())
+            # Above the bracket: at or above lo, less those inside it (lo <= hi).
+            selected = block >= lo
+            n_at_least = int(torch.count_nonzero(selected))
+            if hi < math.inf:
+                selected &= block <= hi
+            chosen = block[selected]
+            n_above += n_at_least - len(chosen)
+            inside.append(chosen.cpu())
         inside = torch.cat(inside)
         if n_above < k <= n_above + len(inside):
             value = inside.kthvalue(len(inside) - (k - n_above) + 1).values
