@@ -68,9 +68,9 @@ def _count_layer(module: nn.Module, layer: PrunableLayer) -> _LayerCounts:
     per_row = torch.empty(n_rows, dtype=torch.int64, device=weight.device)
     per_column = torch.zeros(weight.shape[1], dtype=torch.bool, device=weight.device)
     for start in range(0, n_rows, step):
-        nonzero = weight[start : start + step] != 0
-        torch.sum(nonzero, dim=1, out=per_row[start : start + step])
-        per_column |= nonzero.any(dim=0)
+        block = weight[start : start + step]
+        per_row[start : start + step] = torch.count_nonzero(block, dim=1)
+        per_column |= (block != 0).any(dim=0)
     any_in_row = per_row > 0
     inputs, outputs = (
         (any_in_row, per_column) if layer.in_axis == 0 else (per_column, any_in_row)
