@@ -452,5 +452,25 @@ def format_prediction(p: dict) -> list[str]:
     return lines
 
 
+# the 2^20-feature row (issue 11) ----------------------------------------------------
+
+
+def hashing_scale_row(argv=None) -> int:
+    """Fit on 2^20 features: time outside the epochs, peak memory, compress().
+
+    Runs ``benchmarks/hashing_scale.py`` (each prune ratio in its own process),
+    which writes ``benchmarks/results/hashing_scale.md``. Command:
+    ``python benchmarks/sparse_training.py --hashing-scale [--quick]``.
+    """
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import hashing_scale
+
+    return hashing_scale.main(argv)
+
+
 if __name__ == "__main__":
+    if "--hashing-scale" in sys.argv[1:]:
+        raise SystemExit(
+            hashing_scale_row([a for a in sys.argv[1:] if a != "--hashing-scale"])
+        )
     raise SystemExit(main())

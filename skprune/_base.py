@@ -38,7 +38,7 @@ from .losses import WeightedLoss, unweighted_loss
 from .masks import find_prunable_layers
 from .optim import LazyAdam
 from .progress import PruningProgress
-from .report import flops, kept_inputs, pruning_report
+from .report import summarize
 
 ACCEPTED_SPARSE = ("csr", "csc", "coo")
 
@@ -255,16 +255,21 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
 
     def _set_pruning_attributes(self, net, pruning: Pruning) -> None:
         module = net.module_
-        self.masks_ = {n: m.cpu().numpy() for n, m in pruning.masks_.items()}
-        self.n_params_, self.n_nonzero_params_ = pruning.count_parameters(module)
-        self.sparsity_ = 1.0 - self.n_nonzero_params_ / self.n_params_
-        self.pruning_report_ = pruning_report(module, pruning.layers_)
-        self.pruning_history_ = [dict(row) for row in pruning.history_]
-        self.flops_ = {
-            "dense": flops(pruning.layers_),
-            "pruned": flops(pruning.layers_, module),
+        # Views of the callback's CPU masks; nothing pruned (the unpruned
+        # control) gives read-only all-True views that take no memory.
+        self.masks_ = {n: m.cpu().numpy() for n, m in pruning.masks_.items()} or {
+            name: np.broadcast_to(np.True_, tuple(param.shape))
+            for name, param in module.named_parameters()
+            if name in pruning.prunable_
         }
-        self.support_ = kept_inputs(module, pruning.layers_[0]).cpu().numpy()
+        # One pass over the weights counts everything reported.
+        summary = summarize(module, pruning.layers_, pruning.prunable_)
+        self.n_params_, self.n_nonzero_params_ = summary.n_params, summary.n_nonzero
+        self.sparsity_ = 1.0 - self.n_nonzero_params_ / self.n_params_
+        self.pruning_report_ = summary.rows
+        self.pruning_history_ = [dict(row) for row in pruning.history_]
+        self.flops_ = {"dense": summary.flops_dense, "pruned": summary.flops_pruned}
+        self.support_ = summary.support.cpu().numpy()
 
     def get_support(self, indices: bool = False) -> np.ndarray:
         """Mask, or integer indices, of the input features that survived pruning.

@@ -223,9 +223,9 @@ class Pruning(Callback):
     ):
         if not training:
             return
-        for param, pruned in self._active:
+        for param, kept in self._active:
             if param.grad is not None and param.grad.is_sparse:
-                mask_sparse_gradient(param, pruned)
+                mask_sparse_gradient(param, kept=kept)
         if self._pending_step() is not None and importance_lib.needs_gradients(
             self.importance
         ):
@@ -239,9 +239,9 @@ class Pruning(Callback):
         # Dense gradients can move any weight: re-zero the pruned ones after the
         # step. Row-sparse gradients were masked before it (on_grad_computed).
         with torch.no_grad():
-            for param, pruned in self._active:
+            for param, kept in self._active:
                 if param.grad is None or not param.grad.is_sparse:
-                    param.masked_fill_(pruned, 0.0)
+                    param.masked_fill_(~kept, 0.0)
         self._batches_in_epoch += 1
         if self._batches_in_epoch < self._batches_per_epoch:
             # Steps at the end of an epoch are taken in on_epoch_end.
@@ -289,7 +289,10 @@ class Pruning(Callback):
         params = dict(module.named_parameters())
         loss_before, score_before = _evaluate(net, self._eval_dataset)
         self._close_round(net, (loss_before, score_before))
-        self.masks_ = self._choose_masks(params, step.ratio)
+        # Nothing pruned yet and nothing to prune (the unpruned control): no
+        # scores, no masks.
+        if step.ratio > 0 or self.masks_:
+            self.masks_ = self._choose_masks(params, step.ratio)
         if self.rewind and self._snapshot is not None:
             with torch.no_grad():
                 for name, value in self._snapshot.items():
@@ -336,10 +339,15 @@ class Pruning(Callback):
             self.importance, seed=self.random_state + self._next_step
         )
         granularity = self.granularity_
+        # Weight scores that need no pooling are made a block of rows at a time
+        # while the masks are selected: no full-size copy of a wide layer.
+        score = (
+            importance_lib.score_by_rows
+            if granularity.scores_by_rows
+            else importance_lib.compute_scores
+        )
         scores = granularity.pool(
-            importance_lib.compute_scores(
-                criterion, {n: params[n] for n in granularity.scored}, grads
-            )
+            score(criterion, {n: params[n] for n in granularity.scored}, grads)
         )
         kept = select_masks(
             scores,
@@ -442,7 +450,7 @@ class Pruning(Callback):
         Weights physically removed by shrinking count as zero.
         """
         params = dict(module.named_parameters())
-        nonzero = sum(int((params[n] != 0).sum()) for n in self.prunable_)
+        nonzero = sum(int(torch.count_nonzero(params[n])) for n in self.prunable_)
         return self.granularity_.n_weights, nonzero
 
     def sparsity(self, module: torch.nn.Module) -> float:
@@ -478,12 +486,12 @@ class Pruning(Callback):
         self._snapshot = None
 
     def _activate(self, params):
-        """Pair each parameter that has pruned weights with its pruned mask."""
+        """Pair each parameter that has pruned weights with its mask."""
         if self.shrunk_:  # what is left after shrinking is all kept
             self._active = []
             return
         self._active = [
-            (params[name], (~mask).to(params[name].device))
+            (params[name], mask.to(params[name].device))
             for name, mask in self.masks_.items()
             if not bool(mask.all())
         ]

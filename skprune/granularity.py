@@ -117,6 +117,10 @@ class Granularity:
         """Number of groups each group tensor ranks."""
         return {name: math.prod(self.shapes[name]) for name in self.prunable}
 
+    #: Whether :meth:`pool` passes weight scores through as they are, so that they
+    #: may be computed lazily, a block of rows at a time.
+    scores_by_rows = True
+
     def pool(self, scores: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Group scores from the scores of the ``scored`` weights."""
         return dict(scores)
@@ -156,6 +160,7 @@ class _GroupGranularity(Granularity):
     """
 
     shrinks = True
+    scores_by_rows = False
 
     def __init__(self, layers, shapes, **options):
         super().__init__(layers, shapes, **options)

@@ -11,6 +11,20 @@ from skprune.datasets import make_text_classification
 torch.set_num_threads(1)
 
 
+# A sample of integer weight k is one row in one minibatch, weighted k; k repeated
+# rows are k rows spread over the shuffled batches, so the number of batches, each
+# batch's mean loss and the order of the optimizer steps all differ: a stochastic
+# minibatch learner does not give the same net. (Weight 0 is exactly removal:
+# tests/test_weights.py.)
+SAMPLE_WEIGHT_EQUIVALENCE = {
+    check: "integer sample weights are not repeated rows for minibatch SGD"
+    for check in (
+        "check_sample_weight_equivalence_on_dense_data",
+        "check_sample_weight_equivalence_on_sparse_data",
+    )
+}
+
+
 def small_net(**params):
     """The default net made small: 32 hidden units, 3 dense epochs."""
     defaults = {"max_epochs": 3, "module__hidden_layer_sizes": (32,), "lr": 0.01}

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import small_net
+from conftest import SAMPLE_WEIGHT_EQUIVALENCE, small_net
 from sklearn.metrics import log_loss
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.utils import check_random_state
@@ -50,7 +50,18 @@ CHECKED = [
 ]
 
 
-@parametrize_with_checks(CHECKED)
+EXPECTED_FAILED_CHECKS = {
+    **SAMPLE_WEIGHT_EQUIVALENCE,
+    # float32 matrix products round differently with the number of rows: one of
+    # 60 probabilities differs by 2.4e-7 between one batch and row by row,
+    # against the check's tolerance of 1e-7.
+    "check_methods_subset_invariance": "float32 rounding depends on the batch size",
+}
+
+
+@parametrize_with_checks(
+    CHECKED, expected_failed_checks=lambda estimator: EXPECTED_FAILED_CHECKS
+)
 def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
 

@@ -200,3 +200,61 @@ def test_compute_scores_does_not_modify_the_weights():
     compute_scores(resolve("random"), w)
     for name in w:
         assert torch.equal(w[name], before[name])
+
+
+# score_by_rows ------------------------------------------------------------------------
+
+
+def test_score_by_rows_gives_the_scores_of_compute_scores_block_by_block():
+    from skprune.importance import RowScores, score_by_rows
+
+    ws = weights(seed=3)
+    grads = {name: w.abs() + 0.5 for name, w in ws.items()}
+    for criterion in (magnitude, taylor):
+        full = compute_scores(criterion, ws, grads)
+        lazy = score_by_rows(criterion, ws, grads)
+        for name, scores in lazy.items():
+            assert isinstance(scores, RowScores)
+            assert scores.shape == ws[name].shape
+            assert scores.numel() == ws[name].numel()
+            blocks = torch.cat([scores.rows(0, 2), scores.rows(2, len(ws[name]))])
+            assert torch.equal(blocks, full[name])
+
+
+def test_score_by_rows_scores_other_criteria_in_full():
+    from skprune.importance import score_by_rows
+
+    ws = weights()
+    criterion = resolve("random", seed=1)
+    scores = score_by_rows(criterion, ws)
+    expected = compute_scores(resolve("random", seed=1), ws)
+    for name in ws:
+        assert torch.equal(scores[name], expected[name])
+
+
+def test_score_by_rows_taylor_without_gradients_raises_at_once():
+    from skprune.importance import score_by_rows
+
+    with pytest.raises(ValueError, match="layers.0.weight"):
+        score_by_rows(taylor, weights())
+
+
+def test_row_scores_reject_nan_naming_the_parameter():
+    from skprune.importance import score_by_rows
+
+    ws = weights()
+    ws["layers.1.weight"][1, 2] = float("nan")
+    scores = score_by_rows(magnitude, ws)
+    with pytest.raises(ValueError, match="'layers.1.weight'"):
+        scores["layers.1.weight"].rows(0, 2)
+
+
+def test_row_scores_reject_infinity_in_rows_read_after_the_first():
+    from skprune.importance import score_by_rows
+
+    ws = weights()
+    ws["layers.0.weight"][4, 0] = float("inf")
+    scores = score_by_rows(magnitude, ws)["layers.0.weight"]
+    scores.rows(0, 2)  # finite rows pass
+    with pytest.raises(ValueError, match="infinite"):
+        scores.rows(2, 5)

@@ -441,3 +441,181 @@ def test_matching_names_keeps_order_and_matches_any_pattern():
         "out.weight",
     ]
     assert matching_names(names, []) == []
+
+
+# select_masks: the same masks as the full-sort selection it replaced -----------------
+
+
+def reference_select_masks(scores, ratio, scope="global", min_keep=None, previous=None):
+    """The selection before blockwise thresholds: a full copy of every score,
+    ``topk`` for floors, ``kthvalue`` over the concatenation, ties by position."""
+    min_keep, previous, ranked = min_keep or {}, previous or {}, {}
+    for name, score in scores.items():
+        score = score.detach().reshape(-1).to(torch.float32, copy=True)
+        if name in previous:
+            score.masked_fill_(~previous[name].reshape(-1), -torch.inf)
+        floor = min(int(min_keep.get(name, 0)), int((~torch.isneginf(score)).sum()))
+        if floor:
+            score[torch.topk(score, floor).indices] = torch.inf
+        ranked[name] = score
+    groups = [list(ranked)] if scope == "global" else [[name] for name in ranked]
+    keep = {}
+    for names in groups:
+        flat = torch.cat([ranked[name] for name in names])
+        n_keep = flat.numel() - round(ratio * flat.numel())
+        if n_keep < int(torch.isposinf(flat).sum()):
+            raise ValueError("prune_ratio cannot be reached")
+        flat_keep = torch.zeros(flat.numel(), dtype=torch.bool)
+        if n_keep >= flat.numel():
+            flat_keep[:] = True
+        elif n_keep > 0:
+            threshold = torch.kthvalue(flat, flat.numel() - n_keep + 1).values
+            flat_keep = flat > threshold
+            ties = torch.nonzero(flat == threshold).squeeze(1)
+            flat_keep[ties[: n_keep - int(flat_keep.sum())]] = True
+        flat_keep &= ~torch.isneginf(flat)
+        sizes = [ranked[name].numel() for name in names]
+        for name, part in zip(names, torch.split(flat_keep, sizes), strict=True):
+            keep[name] = part.reshape(scores[name].shape)
+    return keep
+
+
+class FiniteRows:
+    """Scores handed over a block of rows at a time, known to be finite."""
+
+    finite = True
+
+    def __init__(self, values):
+        self.values, self.shape = values, values.shape
+
+    def rows(self, start, stop):
+        return self.values[start:stop]
+
+
+def _random_case(seed):
+    """Scores with many ties (few distinct values) or none, previous masks, floors."""
+    generator = torch.Generator().manual_seed(seed)
+    shapes = {"w0": (37, 11), "w1": (9, 23), "b": (13,)}
+    tied = seed % 2 == 0
+    scores = {}
+    for name, shape in shapes.items():
+        if tied:
+            scores[name] = torch.randint(0, 5, shape, generator=generator).float()
+        else:
+            scores[name] = torch.rand(shape, generator=generator)
+    previous = None
+    if seed % 3:
+        previous = {
+            name: torch.rand(shape, generator=generator) > 0.3
+            for name, shape in list(shapes.items())[: 1 + seed % 3]
+        }
+    # Floors only on tie-free scores: topk's choice among equal scores is not
+    # specified, the blockwise selection takes the earliest.
+    min_keep = None if tied else {"w1": 1 + seed % 7, "b": 2}
+    return scores, previous, min_keep
+
+
+@pytest.mark.parametrize("block_entries", [1 << 22, 16])
+@pytest.mark.parametrize("sample_size", [1 << 16, 4])
+@pytest.mark.parametrize("small_floor", [64, 0])
+@pytest.mark.parametrize("scope", ["global", "layer"])
+@pytest.mark.parametrize("as_rows", [False, True])
+def test_select_masks_equals_the_full_sort_selection(
+    monkeypatch, block_entries, sample_size, small_floor, scope, as_rows
+):
+    # Tiny blocks and samples exercise the carry of ties across blocks and the
+    # widening of a bracket that missed; small_floor=0 the path of large floors.
+    monkeypatch.setattr("skprune.masks._BLOCK_ENTRIES", block_entries)
+    monkeypatch.setattr("skprune.masks._SAMPLE_SIZE", sample_size)
+    monkeypatch.setattr("skprune.masks._SMALL_FLOOR", small_floor)
+    for seed in range(6):
+        scores, previous, min_keep = _random_case(seed)
+        for ratio in (0.0, 0.05, 0.5, 0.77, 0.95):
+            args = {"scope": scope, "min_keep": min_keep, "previous": previous}
+            try:
+                expected = reference_select_masks(scores, ratio, **args)
+            except ValueError:  # floors make the ratio unreachable: same error
+                with pytest.raises(ValueError, match="cannot be reached"):
+                    select_masks(scores, ratio, **args)
+                continue
+            # Finite scores made a row block at a time take the sampled path.
+            given = {n: FiniteRows(v) for n, v in scores.items()} if as_rows else scores
+            masks = select_masks(given, ratio, **args)
+            for name in scores:
+                assert torch.equal(masks[name], expected[name]), (seed, ratio, name)
+
+
+def test_select_masks_accepts_scores_made_a_block_of_rows_at_a_time():
+    scores = distinct_scores(seed=5)
+
+    class RowScores:
+        def __init__(self, values):
+            self.values, self.shape, self.calls = values, values.shape, []
+
+        def rows(self, start, stop):
+            self.calls.append((start, stop))
+            return self.values[start:stop]
+
+    lazy = {name: RowScores(score) for name, score in scores.items()}
+    masks = select_masks(lazy, 0.6, min_keep={"a": 2})
+    expected = reference_select_masks(scores, 0.6, min_keep={"a": 2})
+    for name in scores:
+        assert torch.equal(masks[name], expected[name])
+    assert all(score.calls for score in lazy.values())
+
+
+def test_select_masks_leaves_the_scores_unchanged():
+    scores = distinct_scores(seed=6)
+    before = {name: score.clone() for name, score in scores.items()}
+    previous = {"a": torch.rand(4, 3) > 0.5}
+    select_masks(scores, 0.7, min_keep={"b": 3}, previous=previous)
+    for name in scores:
+        assert torch.equal(scores[name], before[name])
+
+
+def test_apply_masks_block_by_block_zeroes_the_same_entries(monkeypatch):
+    monkeypatch.setattr("skprune.masks._BLOCK_ENTRIES", 2)  # several blocks
+    net, optimizer = _net_after_one_step(torch.optim.Adam, lr=0.1)
+    params = dict(net.named_parameters())
+    generator = torch.Generator().manual_seed(0)
+    masks = {
+        name: torch.rand(param.shape, generator=generator) > 0.5
+        for name, param in params.items()
+    }
+    expected = {name: param.detach() * masks[name] for name, param in params.items()}
+    apply_masks(params, masks, optimizer)
+    for name, param in params.items():
+        assert torch.equal(param.detach(), expected[name])
+        state = optimizer.state[param]
+        assert not state["exp_avg"][~masks[name]].any()
+        assert state["exp_avg"][masks[name]].all()
+
+
+def test_mask_sparse_gradient_takes_the_kept_mask_instead():
+    pruned = torch.zeros(6, 3, dtype=torch.bool)
+    pruned[1, 0] = pruned[2, 2] = pruned[4, 1] = True
+    by_pruned, by_kept = _sparse_grad_param(), _sparse_grad_param()
+    mask_sparse_gradient(by_pruned, pruned)
+    mask_sparse_gradient(by_kept, kept=~pruned)
+    assert torch.equal(by_kept.grad.to_dense(), by_pruned.grad.to_dense())
+
+
+def test_apply_masks_zeroes_a_sparse_momentum_buffer_on_pruned_entries():
+    # SGD with momentum keeps a sparse buffer for a row-sparse gradient; masking
+    # it in place would fail (masked_fill_ has no sparse kernel).
+    weight = torch.nn.Parameter(torch.ones(6, 3))
+    optimizer = torch.optim.SGD([weight], lr=0.1, momentum=0.9)
+    weight.grad = torch.sparse_coo_tensor(
+        torch.tensor([[1, 4]]), torch.ones(2, 3), (6, 3)
+    )
+    optimizer.step()
+    mask = torch.ones(6, 3, dtype=torch.bool)
+    mask[1, 0] = False
+    mask[4] = False
+    apply_masks({"w": weight}, {"w": mask}, optimizer)
+    buffer = optimizer.state[weight]["momentum_buffer"]
+    assert buffer.is_sparse
+    expected = torch.zeros(6, 3)
+    expected[1, 1:] = 1.0
+    torch.testing.assert_close(buffer.to_dense(), expected)
+    assert weight[1, 0] == 0.0 and bool((weight[4] == 0).all())

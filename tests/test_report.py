@@ -145,3 +145,31 @@ def test_flops_of_layers_without_bias_count_no_bias_operations():
     expected = 2 * 4 * 3 + (2 * 3 * 2 + 2)
     assert flops(layers, module) == expected
     assert flops(layers) == expected  # the dense count agrees
+
+
+def test_summarize_counts_what_the_separate_functions_count():
+    from skprune.report import summarize
+
+    module = pruned_mlp()
+    layers = find_prunable_layers(module)
+    summary = summarize(module, layers, counted=["layers.0.weight", "layers.0.bias"])
+    assert summary.rows == pruning_report(module, layers)
+    assert summary.flops_dense == flops(layers)
+    assert summary.flops_pruned == flops(layers, module)
+    assert summary.support.tolist() == kept_inputs(module, layers[0]).tolist()
+    # layers.0: 24 weights, 13 zero; bias: 4 entries, 1 zero.
+    assert (summary.n_params, summary.n_nonzero) == (24 + 4, 11 + 3)
+
+
+def test_summarize_gives_the_same_counts_block_by_block(monkeypatch):
+    from skprune.report import summarize
+
+    module = pruned_mlp()
+    layers = find_prunable_layers(module)
+    whole = summarize(module, layers)
+    monkeypatch.setattr("skprune.report._BLOCK_ENTRIES", 1)  # a row per block
+    blocks = summarize(module, layers)
+    assert blocks.rows == whole.rows
+    assert (blocks.n_params, blocks.n_nonzero) == (whole.n_params, whole.n_nonzero)
+    assert torch.equal(blocks.support, whole.support)
+    assert blocks.flops_pruned == whole.flops_pruned

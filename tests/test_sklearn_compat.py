@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import small_net
+from conftest import SAMPLE_WEIGHT_EQUIVALENCE, small_net
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.model_selection import (
     GridSearchCV,
@@ -21,19 +21,6 @@ CHECKED = [
         small_net(max_epochs=10, lr=0.01), retrain_epochs=4, random_state=0
     ),
 ]
-
-# A sample of integer weight k is one row in one minibatch, weighted k; k repeated
-# rows are k rows spread over the shuffled batches, so the number of batches, each
-# batch's mean loss and the order of the optimizer steps all differ: a stochastic
-# minibatch learner does not give the same net. (Weight 0 is exactly removal:
-# tests/test_weights.py.)
-SAMPLE_WEIGHT_EQUIVALENCE = {
-    check: "integer sample weights are not repeated rows for minibatch SGD"
-    for check in (
-        "check_sample_weight_equivalence_on_dense_data",
-        "check_sample_weight_equivalence_on_sparse_data",
-    )
-}
 
 
 @parametrize_with_checks(
