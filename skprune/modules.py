@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ._kernels import kept_entries
+
 __all__ = ["MLPModule", "SparseLinear"]
 
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "logistic": nn.Sigmoid}
@@ -119,7 +121,9 @@ class SparseLinear(nn.Module):
         if x.layout == torch.sparse_csr:
             columns, offsets, values = x.col_indices(), x.crow_indices(), x.values()
             if self._column_map is not None:
-                columns, offsets, values = self._kept_entries(columns, offsets, values)
+                columns, offsets, values = kept_entries(
+                    self._column_map, columns, offsets, values
+                )
             out = F.embedding_bag(
                 columns,
                 self.weight,
@@ -134,19 +138,6 @@ class SparseLinear(nn.Module):
         if self.bias is not None:
             out = out + self.bias
         return out
-
-    def _kept_entries(self, columns, offsets, values):
-        """Drop the stored values of removed input columns and renumber the rest."""
-        offsets = offsets.to(torch.int64)
-        mapped = self._column_map[columns.to(torch.int64)]
-        kept = mapped >= 0
-        rows = torch.repeat_interleave(
-            torch.arange(len(offsets) - 1, device=offsets.device), offsets.diff()
-        )
-        counts = torch.bincount(rows[kept], minlength=len(offsets) - 1)
-        new_offsets = torch.zeros_like(offsets)
-        torch.cumsum(counts, 0, out=new_offsets[1:])
-        return mapped[kept], new_offsets, values[kept]
 
     def extra_repr(self) -> str:
         return (
