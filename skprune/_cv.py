@@ -376,12 +376,20 @@ class _PathPruning(Pruning):
     """
 
     def __init__(self, ratios=(0.5,), **params) -> None:
-        ratios = tuple(float(r) for r in ratios)
-        super().__init__(prune_ratio=ratios[-1] if ratios else 0.0, **params)
-        self.ratios = ratios
+        super().__init__(
+            prune_ratio=float(ratios[-1]) if len(ratios) else 0.0, **params
+        )
+        self.ratios = ratios  # as given, so that clone() finds it unchanged
         # Set by the estimator after construction; skorch re-initialises
         # callbacks, so initialize() leaves it alone.
         self.heldout_ = None
+
+    @classmethod
+    def _get_param_names(cls):
+        # The path's ratios and every parameter of Pruning but those the path
+        # sets itself: clone() rebuilds the callback from exactly these.
+        path_set = {"prune_ratio", "schedule", "n_rounds"}
+        return sorted({"ratios", *Pruning._get_param_names()} - path_set)
 
     @property
     def total_epochs(self) -> int:
@@ -389,7 +397,9 @@ class _PathPruning(Pruning):
 
     def _make_steps(self) -> list[PruningStep]:
         return [
-            PruningStep(float(self.train_epochs + k * self.retrain_epochs), ratio)
+            PruningStep(
+                float(self.train_epochs + k * self.retrain_epochs), float(ratio)
+            )
             for k, ratio in enumerate(self.ratios)
         ]
 

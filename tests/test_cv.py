@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 import torch
 from conftest import SAMPLE_WEIGHT_EQUIVALENCE, small_net
+from sklearn.base import clone
 from sklearn.metrics import log_loss
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.utils import check_random_state
@@ -14,6 +15,7 @@ from skorch.callbacks import Callback
 
 from skprune import PrunedClassifier, PrunedClassifierCV
 from skprune._cv import _select
+from skprune.callbacks import Pruning
 
 
 def quick_cv(**params):
@@ -272,3 +274,21 @@ def test_verbose_zero_is_silent(text_data, capsys):
     X, y = text_data
     quick_cv(cv=2).fit(X, y)
     assert capsys.readouterr().out == ""
+
+
+def test_the_fitted_net_clones_and_its_clone_refits_along_the_same_path(
+    fitted, text_data
+):
+    X, y = text_data
+    net = clone(fitted.estimator_)
+    (path,) = [cb for _, cb in net.callbacks if isinstance(cb, Pruning)]
+    assert path.get_params()["ratios"] == fitted._path_pruning.ratios
+    assert "prune_ratio" not in path.get_params()
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        net.initialize()
+        net.partial_fit(X, y, epochs=path.total_epochs)
+    assert [step.ratio for step in path.steps_] == [
+        float(r) for r in fitted._path_pruning.ratios
+    ]
+    assert path.history_[-1]["sparsity"] == pytest.approx(fitted.prune_ratio_, abs=1e-6)
