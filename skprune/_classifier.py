@@ -17,12 +17,11 @@ from sklearn_compat.base import _fit_context
 from sklearn_compat.utils.validation import validate_data
 from skorch import NeuralNetClassifier
 
-from ._base import ACCEPTED_SPARSE, BasePruned, _as_batchable
+from ._base import ACCEPTED_SPARSE, DEFAULT_NET_TRAINING, BasePruned, _as_batchable
 from ._compressed import CompressedClassifier, decision_from_logits
 from .compress import compact_mlp
 from .losses import WeightedLoss, unweighted_loss
 from .modules import MLPModule
-from .optim import LazyAdam
 
 __all__ = ["PrunedClassifier", "default_classifier_net"]
 
@@ -59,17 +58,9 @@ def default_classifier_net() -> NeuralNetClassifier:
     """
     return NeuralNetClassifier(
         MLPModule,
-        module__hidden_layer_sizes=(256,),
         module__dropout=0.5,
-        module__sparse_grad=True,
         criterion=torch.nn.CrossEntropyLoss,
-        optimizer=LazyAdam,
-        lr=1e-3,
-        max_epochs=6,
-        batch_size=64,
-        iterator_train__shuffle=True,
-        train_split=None,
-        verbose=0,
+        **DEFAULT_NET_TRAINING,
     )
 
 

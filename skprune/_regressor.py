@@ -15,10 +15,9 @@ from sklearn_compat.base import _fit_context
 from sklearn_compat.utils.validation import validate_data
 from skorch import NeuralNetRegressor
 
-from ._base import ACCEPTED_SPARSE, BasePruned, _as_batchable
+from ._base import ACCEPTED_SPARSE, DEFAULT_NET_TRAINING, BasePruned, _as_batchable
 from .compress import CompactMLP, compact_mlp
 from .modules import MLPModule
-from .optim import LazyAdam
 
 __all__ = ["CompressedRegressor", "PrunedRegressor", "default_regressor_net"]
 
@@ -35,17 +34,9 @@ def default_regressor_net() -> NeuralNetRegressor:
     """
     return NeuralNetRegressor(
         MLPModule,
-        module__hidden_layer_sizes=(256,),
         module__dropout=0.1,
-        module__sparse_grad=True,
         criterion=torch.nn.MSELoss,
-        optimizer=LazyAdam,
-        lr=1e-3,
-        max_epochs=6,
-        batch_size=64,
-        iterator_train__shuffle=True,
-        train_split=None,
-        verbose=0,
+        **DEFAULT_NET_TRAINING,
     )
 
 
