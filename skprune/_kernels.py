@@ -1,19 +1,34 @@
 """Compiled loops that torch and scipy lack: sparse products and a lazy Adam row step.
 
-Three kinds of loop, each parallel over the rows of its output:
+Four kinds of loop, each parallel over the rows of its output and each adding
+up an output row in one fixed order, whatever the number of rows (BLAS does
+not: it picks other kernels for other batch sizes, which changes the last bits
+of a float32 row):
 
 - a CSR batch times a weight stored row by row, dense (every stored input value
   adds one weight row) or CSR (it adds only that row's surviving weights), into
   a dense output. Input columns that the weight no longer has are skipped
   through a column map, so the batch is never sliced or copied;
 - dense rows (hidden activations) times a CSR weight, skipping zero activations;
+- dense rows times a dense weight, skipping zero activations;
 - Adam's update of the rows a sparse gradient touches, in place and in one pass
   over each row of the weight, both moments and the gradient.
+
+The loops do not check their indices: an index outside an array reads or writes
+outside it. So they are reached only through the public functions here, which
+check every array on its way in, in O(size) vectorised numpy: dtypes, shapes that
+agree, the structure of each CSR matrix (:class:`CheckedCSR`) and every index
+against the array it indexes, raising ``ValueError`` that names the argument.
+An array the loop only reads is made C-contiguous if it is not (a copy); one it
+writes must already be. :class:`CheckedCSR` is a CSR matrix checked once, for a
+weight that many calls multiply by.
 
 They are compiled with numba on first use (``cache=True``: later processes load
 the machine code from disk). Without numba, :data:`HAVE_NUMBA` is False and the
 callers use their torch and scipy paths. :func:`kept_entries` is the one column
-filter for CSR input, shared by the torch module and the compressed model.
+filter for CSR input, shared by the torch module and the compressed model, and
+:func:`check_compressed_structure` the one check of a compressed sparse
+matrix's index arrays, shared with :func:`skprune.data.as_canonical_csr`.
 
 No scikit-learn here.
 """
@@ -23,6 +38,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 try:  # numba is optional: every caller has a torch or scipy path without it.
@@ -32,16 +48,22 @@ except ImportError:  # pragma: no cover - exercised where numba is absent
 
 __all__ = [
     "HAVE_NUMBA",
+    "CheckedCSR",
     "adam_rows_",
+    "check_compressed_structure",
+    "check_index_range",
     "csr_times_csr",
     "csr_times_rows",
     "dense_times_csr",
+    "dense_times_rows",
     "kept_entries",
 ]
 
 #: Whether the compiled kernels are available. ``SKPRUNE_DISABLE_NUMBA=1`` turns
 #: them off (to compare against, or where compilation is unwanted).
 HAVE_NUMBA = numba is not None and os.environ.get("SKPRUNE_DISABLE_NUMBA") != "1"
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def kept_entries(
@@ -80,6 +102,225 @@ def kept_entries(
     return mapped[kept], new_offsets, values[kept]
 
 
+# --- the checks every array passes on its way to a loop ---------------------------
+
+
+def check_index_range(
+    indices: np.ndarray, bound: int, *, name: str = "X", what: str = "column"
+) -> None:
+    """Raise ``ValueError`` unless every value of ``indices`` is in ``[0, bound)``.
+
+    Parameters
+    ----------
+    indices : ndarray of integers
+    bound : int
+        The number of positions that ``indices`` may point to.
+    name : str, default="X"
+        What holds the indices, for the message.
+    what : str, default="column"
+        What the indices count (``"row"``, ``"column"``), for the message.
+    """
+    if not len(indices):
+        return
+    low, high = indices.min(), indices.max()
+    if low < 0 or high >= bound:
+        bad = int(low) if low < 0 else int(high)
+        allowed = f"in [0, {bound - 1}]" if bound else "impossible: there are none"
+        raise ValueError(
+            f"{name} has {what} index {bad}, outside the matrix's {bound} {what}s: "
+            f"{what} indices must be {allowed}."
+        )
+
+
+def check_compressed_structure(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    *,
+    n_pointed: int,
+    n_indexed: int,
+    n_stored: int,
+    name: str = "X",
+    sparse_format: str = "CSR",
+    pointed: str = "row",
+    indexed: str = "column",
+) -> None:
+    """Raise ``ValueError`` unless CSR (or CSC, BSR) index arrays fit their shape.
+
+    The pointers must be ``n_pointed + 1`` integers, from 0, non-decreasing, to
+    at most ``n_stored`` (scipy's rule: the index and value arrays may be
+    longer than used); the indices they cover must be integers in
+    ``[0, n_indexed)``. O(nnz), no copy.
+
+    Parameters
+    ----------
+    indptr, indices : ndarray
+        The index pointers and the indices of a compressed sparse matrix.
+    n_pointed : int
+        Rows of a CSR matrix (columns of a CSC one, block rows of a BSR one).
+    n_indexed : int
+        Columns of a CSR matrix (rows of a CSC one, block columns of a BSR one).
+    n_stored : int
+        The length of the shorter of the index and value arrays.
+    name, sparse_format, pointed, indexed : str
+        For the messages: what holds the arrays, its format, and what the
+        pointers and the indices count.
+    """
+    for array, label in ((indptr, "indptr"), (indices, "indices")):
+        if array.ndim != 1 or array.dtype.kind not in "iu":
+            raise ValueError(
+                f"{name}.{label} must be a 1-d array of integers, got "
+                f"{array.ndim}-d {array.dtype}."
+            )
+    if (
+        len(indptr) != n_pointed + 1
+        or indptr[0] != 0
+        or indptr[-1] > n_stored
+        or np.any(indptr[1:] < indptr[:-1])
+    ):
+        raise ValueError(
+            f"{name} has inconsistent {pointed} pointers (indptr): a {sparse_format} "
+            f"matrix with {n_pointed} {pointed}s and {n_stored} stored values "
+            f"needs {n_pointed + 1} non-decreasing pointers from 0 to at most "
+            f"{n_stored}."
+        )
+    check_index_range(indices[: indptr[-1]], n_indexed, name=name, what=indexed)
+
+
+class CheckedCSR:
+    """A CSR matrix whose arrays were checked for the compiled loops.
+
+    The index arrays are int64 and C-contiguous, the pointers consistent and
+    every column index in ``[0, shape[1])``; the values are C-contiguous floats.
+    Made once for a weight that many products use; the products also take a
+    plain scipy CSR matrix, which they check at each call.
+
+    Parameters
+    ----------
+    matrix : scipy.sparse CSR matrix or array, 2-d
+    name : str, default="X"
+        The argument's name in error messages.
+    dtype : numpy dtype, default=None
+        The dtype the values must have; None accepts float32 and float64.
+    own : bool, default=False
+        Keep read-only copies of the arrays, so that nothing can change them
+        after the check; otherwise the arrays are shared with ``matrix``
+        wherever they already have the right dtype and order.
+
+    Attributes
+    ----------
+    indptr, indices : ndarray of int64
+    data : ndarray of float32 or float64
+    shape : tuple of int
+    """
+
+    __slots__ = ("data", "indices", "indptr", "shape")
+
+    def __init__(self, matrix, *, name: str = "X", dtype=None, own: bool = False):
+        if not sp.issparse(matrix) or matrix.format != "csr":
+            raise TypeError(
+                f"{name} must be a scipy.sparse CSR matrix, got "
+                f"{type(matrix).__name__}"
+                + (f" in format {matrix.format!r}." if sp.issparse(matrix) else ".")
+            )
+        if len(matrix.shape) != 2:
+            raise ValueError(f"{name} must be 2-d, got shape {matrix.shape}.")
+        data = np.asarray(matrix.data)
+        if data.ndim != 1 or data.dtype not in _FLOATS:
+            raise ValueError(
+                f"{name}.data must be a 1-d array of float32 or float64, got "
+                f"{data.ndim}-d {data.dtype}."
+            )
+        if dtype is not None and data.dtype != dtype:
+            raise ValueError(f"{name} must hold {np.dtype(dtype)}, got {data.dtype}.")
+        indptr, indices = np.asarray(matrix.indptr), np.asarray(matrix.indices)
+        n_rows, n_columns = matrix.shape
+        check_compressed_structure(
+            indptr,
+            indices,
+            n_pointed=n_rows,
+            n_indexed=n_columns,
+            n_stored=min(len(indices), len(data)),
+            name=name,
+        )
+        stored = int(indptr[-1])
+        arrays = [_index(indptr), _index(indices[:stored])]
+        arrays.append(np.ascontiguousarray(data[:stored]))
+        if own:
+            arrays = [_read_only(np.array(a, copy=True)) for a in arrays]
+        self.indptr, self.indices, self.data = arrays
+        self.shape = (int(n_rows), int(n_columns))
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def nnz(self) -> int:
+        return len(self.data)
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False
+    return array
+
+
+def _index(array) -> np.ndarray:
+    return np.ascontiguousarray(array, dtype=np.int64)
+
+
+def _checked_csr(matrix, name: str, dtype=None) -> CheckedCSR:
+    if isinstance(matrix, CheckedCSR):
+        if dtype is not None and matrix.dtype != dtype:
+            raise ValueError(f"{name} must hold {np.dtype(dtype)}, got {matrix.dtype}.")
+        return matrix
+    return CheckedCSR(matrix, name=name, dtype=dtype)
+
+
+def _checked_dense(array, name: str, dtype=None) -> np.ndarray:
+    """A 2-d float ndarray, C-contiguous (a copy if it was not)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {type(array).__name__}.")
+    if array.ndim != 2 or array.dtype not in _FLOATS:
+        raise ValueError(
+            f"{name} must be a 2-d array of float32 or float64, got "
+            f"{array.ndim}-d {array.dtype}."
+        )
+    if dtype is not None and array.dtype != dtype:
+        raise ValueError(f"{name} must hold {np.dtype(dtype)}, got {array.dtype}.")
+    return np.ascontiguousarray(array)
+
+
+def _checked_column_map(column_map, n_columns: int, n_weight_rows: int) -> np.ndarray:
+    """``column_map`` as int64: an entry in [-1, n_weight_rows) per column of X."""
+    column_map = np.asarray(column_map)
+    if column_map.ndim != 1 or column_map.dtype.kind not in "iu":
+        raise ValueError(
+            f"column_map must be a 1-d array of integers, got {column_map.ndim}-d "
+            f"{column_map.dtype}."
+        )
+    if len(column_map) != n_columns:
+        raise ValueError(
+            f"column_map has {len(column_map)} entries, but X has {n_columns} "
+            "columns: it needs one per column."
+        )
+    column_map = _index(column_map)
+    if len(column_map) and (column_map.min() < -1 or column_map.max() >= n_weight_rows):
+        bad = column_map.min() if column_map.min() < -1 else column_map.max()
+        raise ValueError(
+            f"column_map has entry {int(bad)}, but the weight has {n_weight_rows} "
+            f"rows: entries must be in [-1, {n_weight_rows - 1}] (-1 skips a column)."
+        )
+    return column_map
+
+
+def _check_inner_sizes(h_columns: int, weight_rows: int, name: str = "h") -> None:
+    if h_columns != weight_rows:
+        raise ValueError(
+            f"{name} has {h_columns} columns, but the weight has {weight_rows} rows: "
+            "they must agree."
+        )
+
+
 # --- the loops, compiled lazily ---------------------------------------------------
 
 
@@ -113,6 +354,16 @@ def _dense_times_csr(h, w_indptr, w_indices, w_data, out):
                 continue
             for m in range(w_indptr[j], w_indptr[j + 1]):
                 out[i, w_indices[m]] += x * w_data[m]
+
+
+def _dense_times_rows(h, weight, out):
+    for i in numba.prange(out.shape[0]):
+        for j in range(h.shape[1]):
+            x = h[i, j]
+            if x == 0:
+                continue
+            for c in range(weight.shape[1]):
+                out[i, c] += x * weight[j, c]
 
 
 def _adam_rows(
@@ -161,6 +412,7 @@ _SOURCES = {
     "csr_times_rows": _csr_times_rows,
     "csr_times_csr": _csr_times_csr,
     "dense_times_csr": _dense_times_csr,
+    "dense_times_rows": _dense_times_rows,
     "adam_rows": _adam_rows,
     "adam_segments": _adam_segments,
 }
@@ -193,41 +445,54 @@ def _compiled(name: str):
     return run
 
 
-def _index(array) -> np.ndarray:
-    return np.ascontiguousarray(array, dtype=np.int64)
-
-
 def csr_times_rows(X, column_map: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """``X[:, kept] @ weight`` for a CSR ``X``; ``column_map`` gives ``kept``.
 
+    Each output row adds ``X``'s stored values of that row, in their stored
+    order, times weight rows: the same bits whatever the other rows.
+
     Parameters
     ----------
-    X : scipy.sparse.csr_matrix of float32
-    column_map : ndarray of int64, shape (X.shape[1],)
+    X : scipy.sparse CSR matrix or CheckedCSR, of float32 or float64
+    column_map : ndarray of integers, shape (X.shape[1],)
         Row of ``weight`` for each column of ``X``, -1 for columns it skips.
-    weight : ndarray of float32, shape (n_kept, n_out), C-contiguous
+    weight : ndarray of shape (n_kept, n_out), of ``X``'s dtype
 
     Returns
     -------
-    ndarray of float32, shape (X.shape[0], n_out)
+    ndarray of shape (X.shape[0], n_out), of ``X``'s dtype
+
+    Raises
+    ------
+    ValueError
+        If an argument has the wrong dtype or shape, ``X``'s structure is
+        inconsistent, or an index points outside the array it indexes.
     """
+    X = _checked_csr(X, "X")
+    weight = _checked_dense(weight, "weight", X.dtype)
+    column_map = _checked_column_map(column_map, X.shape[1], weight.shape[0])
     out = np.zeros((X.shape[0], weight.shape[1]), dtype=weight.dtype)
-    _compiled("csr_times_rows")(
-        _index(X.indptr), _index(X.indices), X.data, column_map, weight, out
-    )
+    _compiled("csr_times_rows")(X.indptr, X.indices, X.data, column_map, weight, out)
     return out
 
 
 def csr_times_csr(X, column_map: np.ndarray, weight) -> np.ndarray:
-    """As :func:`csr_times_rows` for a ``weight`` stored as a CSR matrix."""
+    """As :func:`csr_times_rows` for a ``weight`` stored as a CSR matrix.
+
+    ``weight`` is a scipy CSR matrix or a :class:`CheckedCSR` (checked once, at
+    its making), of ``X``'s dtype, with column indices in ``[0, n_out)``.
+    """
+    X = _checked_csr(X, "X")
+    weight = _checked_csr(weight, "weight", X.dtype)
+    column_map = _checked_column_map(column_map, X.shape[1], weight.shape[0])
     out = np.zeros((X.shape[0], weight.shape[1]), dtype=weight.dtype)
     _compiled("csr_times_csr")(
-        _index(X.indptr),
-        _index(X.indices),
+        X.indptr,
+        X.indices,
         X.data,
         column_map,
-        _index(weight.indptr),
-        _index(weight.indices),
+        weight.indptr,
+        weight.indices,
         weight.data,
         out,
     )
@@ -235,15 +500,47 @@ def csr_times_csr(X, column_map: np.ndarray, weight) -> np.ndarray:
 
 
 def dense_times_csr(h: np.ndarray, weight) -> np.ndarray:
-    """``h @ weight`` for dense rows ``h`` and a CSR ``weight``, skipping zeros."""
+    """``h @ weight`` for dense rows ``h`` and a CSR ``weight``, skipping zeros.
+
+    Parameters
+    ----------
+    h : ndarray of shape (n_rows, n_in)
+    weight : scipy.sparse CSR matrix or CheckedCSR of shape (n_in, n_out), of
+        ``h``'s dtype
+
+    Returns
+    -------
+    ndarray of shape (n_rows, n_out)
+    """
+    h = _checked_dense(h, "h")
+    weight = _checked_csr(weight, "weight", h.dtype)
+    _check_inner_sizes(h.shape[1], weight.shape[0])
     out = np.zeros((h.shape[0], weight.shape[1]), dtype=weight.dtype)
-    _compiled("dense_times_csr")(
-        np.ascontiguousarray(h, dtype=weight.dtype),
-        _index(weight.indptr),
-        _index(weight.indices),
-        weight.data,
-        out,
-    )
+    _compiled("dense_times_csr")(h, weight.indptr, weight.indices, weight.data, out)
+    return out
+
+
+def dense_times_rows(h: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """``h @ weight`` for dense ``h`` and ``weight``, in a fixed order per row.
+
+    Each output row adds ``h[i, j] * weight[j]`` for ``j`` in increasing order,
+    skipping zero activations: the same bits whatever the number of rows, which
+    BLAS's product does not promise.
+
+    Parameters
+    ----------
+    h : ndarray of shape (n_rows, n_in)
+    weight : ndarray of shape (n_in, n_out), of ``h``'s dtype
+
+    Returns
+    -------
+    ndarray of shape (n_rows, n_out)
+    """
+    h = _checked_dense(h, "h")
+    weight = _checked_dense(weight, "weight", h.dtype)
+    _check_inner_sizes(h.shape[1], weight.shape[0])
+    out = np.zeros((h.shape[0], weight.shape[1]), dtype=weight.dtype)
+    _compiled("dense_times_rows")(h, weight, out)
     return out
 
 
@@ -271,27 +568,78 @@ def adam_rows_(
     Parameters
     ----------
     param, exp_avg, exp_avg_sq : torch.Tensor of shape (n_rows, n_cols)
-        C-contiguous CPU tensors of one floating dtype, updated in place.
-    rows : torch.Tensor of int64, shape (n_touched,)
-    grad : torch.Tensor of shape (n_touched, n_cols)
+        C-contiguous CPU tensors of one dtype, float32 or float64, updated in
+        place.
+    rows : torch.Tensor of integers, shape (n_touched,)
+        Each in ``[0, n_rows)``.
+    grad : torch.Tensor of shape (n_touched, n_cols), of ``param``'s dtype
         The gradient of each touched row.
     beta1, beta2, step_size, eps, weight_decay : float
     coalesced : bool, default=True
         Whether ``rows`` are known to be distinct; if False they are sorted
         and duplicates summed inside the loop.
+
+    Raises
+    ------
+    ValueError
+        If a tensor is not on the CPU, has another shape or dtype than
+        ``param``, a written tensor is not C-contiguous, or a row is out of
+        range.
     """
-    scalar = np.dtype(str(param.dtype).removeprefix("torch.")).type
+    tensors = _checked_adam_state(param, exp_avg, exp_avg_sq)
+    n_rows, n_columns = tensors[0].shape
+    rows = _checked_rows(rows, n_rows)
+    if not isinstance(grad, torch.Tensor) or grad.device.type != "cpu":
+        raise ValueError("grad must be a CPU tensor.")
+    if tuple(grad.shape) != (len(rows), n_columns) or grad.dtype != param.dtype:
+        raise ValueError(
+            f"grad must be of shape ({len(rows)}, {n_columns}) (one row per entry of "
+            f"rows) and dtype {param.dtype}, got {tuple(grad.shape)} {grad.dtype}."
+        )
+    grad = grad.detach().contiguous().numpy()
+    scalar = tensors[0].dtype.type
     hyper = [scalar(x) for x in (beta1, beta2, step_size, eps, weight_decay)]
-    tensors = [param.detach().numpy(), exp_avg.numpy(), exp_avg_sq.numpy()]
-    grad = grad.to(param.dtype).contiguous().numpy()
     if coalesced:
-        _compiled("adam_rows")(*tensors, rows.numpy(), grad, *hyper)
+        _compiled("adam_rows")(*tensors, rows, grad, *hyper)
         return
     # Duplicate rows: sum them in the loop rather than in a coalesced copy.
-    sorted_rows, order = torch.sort(rows.to(torch.int64), stable=True)
-    unique, counts = torch.unique_consecutive(sorted_rows, return_counts=True)
-    starts = torch.zeros(len(unique) + 1, dtype=torch.int64)
-    torch.cumsum(counts, 0, out=starts[1:])
-    _compiled("adam_segments")(
-        *tensors, unique.numpy(), starts.numpy(), order.numpy(), grad, *hyper
-    )
+    order = np.argsort(rows, kind="stable")
+    sorted_rows = rows[order]
+    firsts = np.flatnonzero(np.diff(sorted_rows, prepend=-1))
+    unique = sorted_rows[firsts]
+    starts = np.append(firsts, len(rows)).astype(np.int64)
+    _compiled("adam_segments")(*tensors, unique, starts, order, grad, *hyper)
+
+
+def _checked_adam_state(*tensors: torch.Tensor) -> list[np.ndarray]:
+    """``param``, ``exp_avg``, ``exp_avg_sq`` as numpy views, checked to agree."""
+    names = ("param", "exp_avg", "exp_avg_sq")
+    param = tensors[0]
+    for name, tensor in zip(names, tensors, strict=True):
+        if not isinstance(tensor, torch.Tensor) or tensor.device.type != "cpu":
+            raise ValueError(f"{name} must be a CPU tensor.")
+        if tensor.dim() != 2 or tensor.dtype not in (torch.float32, torch.float64):
+            raise ValueError(
+                f"{name} must be a 2-d tensor of float32 or float64, got "
+                f"{tensor.dim()}-d {tensor.dtype}."
+            )
+        if tensor.shape != param.shape or tensor.dtype != param.dtype:
+            raise ValueError(
+                f"{name} has shape {tuple(tensor.shape)} and dtype {tensor.dtype}, "
+                f"param {tuple(param.shape)} and {param.dtype}: they must agree."
+            )
+        if not tensor.is_contiguous():
+            raise ValueError(f"{name} must be C-contiguous: it is updated in place.")
+    return [tensor.detach().numpy() for tensor in tensors]
+
+
+def _checked_rows(rows: torch.Tensor, n_rows: int) -> np.ndarray:
+    if not isinstance(rows, torch.Tensor) or rows.device.type != "cpu":
+        raise ValueError("rows must be a CPU tensor.")
+    if rows.dim() != 1 or rows.dtype.is_floating_point or rows.dtype == torch.bool:
+        raise ValueError(
+            f"rows must be a 1-d tensor of integers, got {rows.dim()}-d {rows.dtype}."
+        )
+    rows = _index(rows.numpy())
+    check_index_range(rows, n_rows, name="rows", what="row")
+    return rows

@@ -19,6 +19,8 @@ import scipy.sparse as sp
 import torch
 from torch.utils.data import Dataset, Subset
 
+from ._kernels import check_compressed_structure, check_index_range
+
 __all__ = ["BatchLoader", "SparseDataset", "as_canonical_csr", "to_torch"]
 
 # DataLoader options that only tune worker processes and memory pinning: accepted so
@@ -65,9 +67,13 @@ def as_canonical_csr(X: sp.spmatrix | sp.sparray) -> sp.csr_matrix:
 def _check_sparse_structure(X) -> None:
     """Raise ``ValueError`` if the index arrays of ``X`` point outside its shape.
 
-    O(nnz) with no copy: a minimum and a maximum over each index array, and a
-    difference over the index pointers.
+    Any scipy sparse format: the compressed ones (CSR, CSC, BSR) through the
+    kernels' own check (:func:`skprune._kernels.check_compressed_structure`),
+    COO by the range of its coordinates. O(nnz) with no copy: a minimum and a
+    maximum over each index array, and a comparison over the index pointers.
     """
+    if len(X.shape) != 2:
+        raise ValueError(f"X must be 2-d, got a sparse array of shape {X.shape}.")
     n_rows, n_cols = X.shape
     if X.format in ("csr", "csc", "bsr"):
         block_rows, block_cols = X.blocksize if X.format == "bsr" else (1, 1)
@@ -79,36 +85,24 @@ def _check_sparse_structure(X) -> None:
             if X.format != "csc"
             else (n_cols, n_rows)
         )
-        indptr = np.asarray(X.indptr)
-        n_stored = min(len(X.indices), len(X.data))
-        if (
-            len(indptr) != n_pointed + 1
-            or indptr[0] != 0
-            or indptr[-1] > n_stored
-            or np.any(np.diff(indptr) < 0)
-        ):
-            raise ValueError(
-                f"X has inconsistent {pointed} pointers (indptr): a {X.format.upper()} "
-                f"matrix with {n_pointed} {pointed}s and {n_stored} stored values "
-                f"needs {n_pointed + 1} non-decreasing pointers from 0 to at most "
-                f"{n_stored}."
-            )
-        _check_index_range(X.indices[: indptr[-1]], n_indexed, indexed)
-    elif X.format == "coo":
-        _check_index_range(X.row, n_rows, "row")
-        _check_index_range(X.col, n_cols, "column")
-
-
-def _check_index_range(indices: np.ndarray, bound: int, what: str) -> None:
-    if not len(indices):
-        return
-    low, high = indices.min(), indices.max()
-    if low < 0 or high >= bound:
-        bad = int(low) if low < 0 else int(high)
-        raise ValueError(
-            f"X has {what} index {bad}, outside the matrix's {bound} {what}s: "
-            f"{what} indices must be in [0, {bound - 1}]."
+        check_compressed_structure(
+            np.asarray(X.indptr),
+            np.asarray(X.indices),
+            n_pointed=n_pointed,
+            n_indexed=n_indexed,
+            n_stored=min(len(X.indices), len(X.data)),
+            sparse_format=X.format.upper(),
+            pointed=pointed,
+            indexed=indexed,
         )
+    elif X.format == "coo":
+        if not len(X.row) == len(X.col) == len(X.data):
+            raise ValueError(
+                f"X has {len(X.row)} row indices, {len(X.col)} column indices and "
+                f"{len(X.data)} values: a COO matrix needs as many of each."
+            )
+        check_index_range(X.row, n_rows, what="row")
+        check_index_range(X.col, n_cols, what="column")
 
 
 def to_torch(X: sp.csr_matrix | np.ndarray) -> torch.Tensor:
