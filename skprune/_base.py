@@ -22,7 +22,6 @@ from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
-from sklearn_compat.utils.validation import validate_data
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EarlyStopping, GradientNormClipping
 from skorch.dataset import Dataset as SkorchDataset
@@ -31,6 +30,7 @@ from torch.utils.data import DataLoader
 from ._budget import default_max_epochs
 from ._params import PRUNING_PARAMETER_CONSTRAINTS
 from ._threads import thread_budget
+from ._validation import validate_data
 from .callbacks import Pruning
 from .data import BatchLoader, SparseDataset, as_canonical_csr
 from .exceptions import DenseGradientWarning

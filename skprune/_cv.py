@@ -22,10 +22,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn_compat.base import _fit_context
-from sklearn_compat.utils.validation import validate_data
 
 from ._base import ACCEPTED_SPARSE, _as_batchable
 from ._classifier import PrunedClassifier
+from ._validation import validate_data
 from .callbacks import Pruning
 from .progress import PruningProgress
 from .schedules import PruningStep

@@ -1,0 +1,40 @@
+"""scikit-learn's ``validate_data``, preceded by the index checks scipy skips."""
+
+from __future__ import annotations
+
+import scipy.sparse as sp
+from sklearn_compat.utils.validation import validate_data as _validate_data
+
+from .data import _check_sparse_structure
+
+__all__ = ["validate_data"]
+
+
+def validate_data(estimator, X="no_validation", y="no_validation", **check_params):
+    """:func:`sklearn.utils.validation.validate_data` for every skprune estimator.
+
+    A sparse ``X`` whose index arrays point outside its shape is refused first:
+    scipy checks them only when a matrix is built from arrays, and the
+    conversions inside scikit-learn's checks (``astype`` sums duplicates in
+    scipy's compiled code) would read outside them before anything else looked.
+
+    Parameters
+    ----------
+    estimator : estimator instance
+    X, y : array-like, sparse matrix or "no_validation"
+    **check_params
+        Passed on to scikit-learn's ``validate_data``.
+
+    Returns
+    -------
+    The validated ``X``, ``y`` or both, as scikit-learn returns them.
+
+    Raises
+    ------
+    ValueError
+        For a sparse ``X`` with an index outside its shape or inconsistent
+        index pointers, and whatever scikit-learn raises.
+    """
+    if sp.issparse(X):
+        _check_sparse_structure(X)
+    return _validate_data(estimator, X, y, **check_params)
