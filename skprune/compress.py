@@ -20,7 +20,9 @@ No scikit-learn here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
+from functools import partial
+from numbers import Integral
 
 import numpy as np
 import scipy.sparse as sp
@@ -28,9 +30,11 @@ import torch
 from torch import nn
 
 from . import _kernels
+from .data import as_canonical_csr
 from .modules import MLPModule, SparseLinear
 
 __all__ = [
+    "LAYOUTS",
     "CompactMLP",
     "choose_layouts",
     "compact_mlp",
@@ -155,40 +159,108 @@ _CSR_BELOW_DENSITY_FIRST = 0.03
 _CSR_BELOW_DENSITY_DENSE = 0.02
 
 
-@dataclass(repr=False)
-class CompactMLP:
-    """A trained MLP reduced to what it computes, in numpy and scipy.
+#: How a layer may multiply (see :class:`CompactMLP`); ``"row-sparse"`` is for
+#: the first layer only.
+LAYOUTS = ("csr", "row-sparse", "dense")
 
-    Attributes
+
+@dataclass(frozen=True, eq=False, repr=False)
+class CompactMLP:
+    """A trained MLP reduced to what it computes, in numpy, scipy and compiled loops.
+
+    Everything is checked at construction (and when unpickled, which constructs
+    again): the chain of shapes, the indices, each CSR weight's structure,
+    finite values, the activation and the layouts. Each weight is then made
+    once into the form its layout multiplies, so every call runs the same code
+    on arrays nothing can change: the fields are read-only, and so are their
+    arrays (copies of those given). ``dataclasses.replace`` makes a changed copy.
+
+    With numba (:data:`skprune._kernels.HAVE_NUMBA`), each output row is added
+    up in one fixed order by compiled loops, so a row's prediction does not
+    depend on the other rows of the batch, to the bit. Without numba, dense
+    layers use BLAS, whose rounding can depend on the number of rows, and CSR
+    input scipy's product.
+
+    Parameters
     ----------
     n_features : int
         Width of the input it takes (the original number of features).
-    input_index : ndarray of int64
-        Columns of the input that the first layer reads.
-    weights : list of ndarray or scipy.sparse.csr_matrix
-        Each of shape (inputs, outputs); sparse where that takes fewer bytes.
-    biases : list of ndarray
-    activation : str
-        ``"relu"``, ``"tanh"`` or ``"logistic"``, between hidden layers.
-    layouts : list of str
-        How each layer multiplies, chosen from the share of kept weights by
-        :func:`choose_layouts` unless given: ``"csr"`` (a compiled loop over
-        the surviving weights of each input, skipping zero inputs),
-        ``"row-sparse"`` (first layer on CSR input: one dense weight row added
-        per stored input value) or ``"dense"`` (BLAS, or scipy's product for
-        CSR input when numba is not installed).
+    input_index : array-like of int, shape (n_inputs,)
+        The distinct columns of the input that the first layer reads, each in
+        ``[0, n_features)``; the first weight has one row per entry.
+    weights : sequence of ndarray or scipy.sparse CSR matrix
+        Each of shape (inputs, outputs), finite floats; layer ``i + 1`` has as
+        many inputs as layer ``i`` has outputs. Stored as float32, sparse ones
+        as ``csr_matrix`` with sorted, summed indices.
+    biases : sequence of ndarray
+        One per weight, as long as its outputs; finite floats.
+    activation : {"relu", "tanh", "logistic"}, default="relu"
+        Between hidden layers.
+    layouts : sequence of {"csr", "row-sparse", "dense"}, default=None
+        How each layer multiplies; None chooses by the share of kept weights
+        (:func:`choose_layouts`). ``"csr"``: a compiled loop over the surviving
+        weights of each input, skipping zero inputs; ``"row-sparse"`` (first
+        layer only): one dense weight row added per stored input value;
+        ``"dense"``: a compiled loop over the dense weight. Without numba every
+        layer is ``"dense"``.
+
+    Attributes
+    ----------
+    n_features, input_index, weights, biases, activation, layouts
+        The parameters as checked and stored: ``input_index`` int64, weights
+        and biases float32, the sequences as tuples.
+
+    Raises
+    ------
+    ValueError
+        If any of these is inconsistent, out of range or not finite.
+    TypeError
+        If a weight is neither a numpy array nor a scipy.sparse CSR matrix.
     """
 
     n_features: int
     input_index: np.ndarray
-    weights: list = field(default_factory=list)
-    biases: list = field(default_factory=list)
+    weights: tuple
+    biases: tuple
     activation: str = "relu"
-    layouts: list = field(default_factory=list)
+    layouts: tuple | None = None
 
     def __post_init__(self) -> None:
-        if not self.layouts:
-            self.layouts = choose_layouts(self.weights)
+        n_features = _checked_n_features(self.n_features)
+        input_index = _checked_input_index(self.input_index, n_features)
+        if isinstance(self.weights, np.ndarray) or sp.issparse(self.weights):
+            raise TypeError("weights must be a sequence of arrays, one per layer.")
+        weights = tuple(_checked_weight(w, i) for i, w in enumerate(self.weights))
+        biases = _checked_biases(self.biases, weights)
+        _check_shape_chain(input_index, weights)
+        if self.activation not in _ACTIVATIONS:
+            raise ValueError(
+                f"activation must be one of {sorted(_ACTIVATIONS)}, got "
+                f"{self.activation!r}."
+            )
+        layouts = _checked_layouts(self.layouts, weights)
+        checked = {
+            "n_features": n_features,
+            "input_index": input_index,
+            "weights": weights,
+            "biases": biases,
+            "layouts": layouts,
+        }
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
+        column_map = np.full(n_features, -1, dtype=np.int64)
+        column_map[input_index] = np.arange(len(input_index))
+        operands = [
+            _operand(w, layout) for w, layout in zip(weights, layouts, strict=True)
+        ]
+        object.__setattr__(
+            self, "_sparse_first", _sparse_product(operands[0], layouts[0], column_map)
+        )
+        object.__setattr__(
+            self,
+            "_dense_products",
+            tuple(map(_dense_product, operands, layouts)),
+        )
 
     def __repr__(self) -> str:
         layers = ", ".join(
@@ -201,66 +273,48 @@ class CompactMLP:
         )
 
     def decision_function(self, X) -> np.ndarray:
-        """Output-layer scores (logits) for ``X`` of shape (n, n_features)."""
+        """Output-layer scores (logits) for ``X`` of shape (n_samples, n_features).
+
+        ``X`` is a dense array or any scipy sparse matrix, converted to float32;
+        a sparse one's indices are checked first
+        (:func:`skprune.data.as_canonical_csr`).
+        """
+        if sp.issparse(X):
+            X = as_canonical_csr(X).astype(np.float32, copy=False)
+        else:
+            X = np.asarray(X, dtype=np.float32)
+            if X.ndim != 2:
+                raise ValueError(f"X must be 2-d, got shape {X.shape}.")
         if X.shape[1] != self.n_features:
             raise ValueError(
                 f"X has {X.shape[1]} features, the network takes {self.n_features}."
             )
-        h = self._first_layer(X)
+        if sp.issparse(X):
+            h = self._sparse_first(X)
+        else:
+            h = self._dense_products[0](np.ascontiguousarray(X[:, self.input_index]))
         for i, bias in enumerate(self.biases):
             if i > 0:
-                h = _dense_product(h, self._operand(i), self.layouts[i])
+                h = self._dense_products[i](h)
             h += bias
             if i < len(self.weights) - 1:
                 h = _ACTIVATIONS[self.activation](h)
         return h
 
-    def _first_layer(self, X) -> np.ndarray:
-        """The first layer's product, without its bias."""
-        weight, layout = self._operand(0), self.layouts[0]
-        if not sp.issparse(X):
-            X = np.asarray(X, dtype=np.float32)[:, self.input_index]
-            return _dense_product(X, weight, layout)
-        X = sp.csr_matrix(X, dtype=np.float32)
-        if layout == "dense":  # numba absent: scipy's product on the kept columns
-            return np.asarray(_select_columns(X, self._column_map()) @ weight)
-        product = _kernels.csr_times_csr if layout == "csr" else _kernels.csr_times_rows
-        return product(X, self._column_map(), weight)
-
-    def _column_map(self) -> np.ndarray:
-        cache = self.__dict__.setdefault("_cache", {})
-        if "column_map" not in cache:
-            column_map = np.full(self.n_features, -1, dtype=np.int64)
-            column_map[self.input_index] = np.arange(len(self.input_index))
-            cache["column_map"] = column_map
-        return cache["column_map"]
-
-    def _operand(self, i: int):
-        """Weight ``i`` in its layout's form, made once and left out of pickles."""
-        cache = self.__dict__.setdefault("_cache", {})
-        if i not in cache:
-            weight = self.weights[i]
-            if self.layouts[i] == "csr":
-                weight = sp.csr_matrix(weight, dtype=np.float32)
-                weight.sort_indices()
-            else:
-                weight = weight.toarray() if sp.issparse(weight) else weight
-                weight = np.ascontiguousarray(weight, dtype=np.float32)
-            cache[i] = weight
-        return cache[i]
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state.pop("_cache", None)
-        state.pop("_dense_weights", None)
-        return state
+    def __getstate__(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def __setstate__(self, state) -> None:
-        self.__dict__.update(state)
-        if not self.__dict__.get("layouts"):
-            self.layouts = choose_layouts(self.weights)
-        elif not _kernels.HAVE_NUMBA:
-            self.layouts = ["dense"] * len(self.weights)
+        # Unpickling constructs again, so a tampered pickle meets the same checks.
+        names = {f.name for f in fields(self)}
+        if not isinstance(state, dict) or not (
+            {"n_features", "input_index", "weights", "biases"} <= set(state) <= names
+        ):
+            listed = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise ValueError(
+                f"Not the state of a CompactMLP: {listed}; it holds {sorted(names)}."
+            )
+        self.__init__(**state)
 
     @property
     def nbytes(self) -> int:
@@ -273,6 +327,169 @@ class CompactMLP:
                 else w.nbytes
             )
         return total
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False
+    return array
+
+
+def _checked_n_features(n_features) -> int:
+    if (
+        not isinstance(n_features, Integral)
+        or isinstance(n_features, bool)
+        or n_features < 1
+    ):
+        raise ValueError(f"n_features must be a positive integer, got {n_features!r}.")
+    return int(n_features)
+
+
+def _checked_input_index(input_index, n_features: int) -> np.ndarray:
+    index = np.asarray(input_index)
+    if index.ndim != 1 or (index.dtype.kind not in "iu" and len(index)):
+        raise ValueError(
+            f"input_index must be a 1-d array of integers, got {index.ndim}-d "
+            f"{index.dtype}."
+        )
+    index = _frozen(np.array(index, dtype=np.int64, copy=True))
+    if len(index) and (index.min() < 0 or index.max() >= n_features):
+        bad = index.min() if index.min() < 0 else index.max()
+        raise ValueError(
+            f"input_index holds feature {int(bad)}, but the network takes "
+            f"{n_features} features: each must be in [0, {n_features - 1}]."
+        )
+    if len(np.unique(index)) != len(index):
+        raise ValueError("input_index must not repeat a feature.")
+    return index
+
+
+def _checked_weight(weight, i: int):
+    """Weight ``i`` as a read-only float32 ndarray or canonical CSR matrix."""
+    name = f"weights[{i}]"
+    if sp.issparse(weight):
+        checked = _kernels.CheckedCSR(weight, name=name)
+        data = checked.data.astype(np.float32)
+        _check_finite(data, name)
+        stored = sp.csr_matrix(
+            (data, checked.indices, checked.indptr), shape=checked.shape, copy=True
+        )
+        stored.sum_duplicates()
+        for array in (stored.data, stored.indices, stored.indptr):
+            _frozen(array)
+        return stored
+    if not isinstance(weight, np.ndarray):
+        raise TypeError(
+            f"{name} must be a numpy array or a scipy.sparse CSR matrix, got "
+            f"{type(weight).__name__}."
+        )
+    if weight.ndim != 2 or weight.dtype.kind != "f":
+        raise ValueError(
+            f"{name} must be a 2-d array of floats, got {weight.ndim}-d {weight.dtype}."
+        )
+    stored = np.array(weight, dtype=np.float32, order="C", copy=True)
+    _check_finite(stored, name)
+    return _frozen(stored)
+
+
+def _checked_biases(biases, weights) -> tuple:
+    biases = tuple(biases)
+    if len(biases) != len(weights):
+        raise ValueError(
+            f"There are {len(weights)} weights but {len(biases)} biases: each layer "
+            "needs one of each."
+        )
+    checked = []
+    for i, (bias, weight) in enumerate(zip(biases, weights, strict=True)):
+        bias = np.asarray(bias)
+        if bias.ndim != 1 or bias.dtype.kind != "f":
+            raise ValueError(
+                f"biases[{i}] must be a 1-d array of floats, got {bias.ndim}-d "
+                f"{bias.dtype}."
+            )
+        if len(bias) != weight.shape[1]:
+            raise ValueError(
+                f"biases[{i}] has {len(bias)} entries, but weights[{i}] has "
+                f"{weight.shape[1]} outputs: one bias per output."
+            )
+        bias = np.array(bias, dtype=np.float32, copy=True)
+        _check_finite(bias, f"biases[{i}]")
+        checked.append(_frozen(bias))
+    return tuple(checked)
+
+
+def _check_shape_chain(input_index: np.ndarray, weights: tuple) -> None:
+    if not weights:
+        raise ValueError("A CompactMLP needs at least one weight.")
+    if weights[0].shape[0] != len(input_index):
+        raise ValueError(
+            f"weights[0] has {weights[0].shape[0]} rows, but input_index has "
+            f"{len(input_index)} entries: one row per input read."
+        )
+    for i in range(len(weights) - 1):
+        if weights[i].shape[1] != weights[i + 1].shape[0]:
+            raise ValueError(
+                f"weights[{i}] has {weights[i].shape[1]} outputs, but weights[{i + 1}] "
+                f"has {weights[i + 1].shape[0]} inputs: they must agree."
+            )
+
+
+def _check_finite(values: np.ndarray, name: str) -> None:
+    if not np.isfinite(values).all():
+        raise ValueError(f"{name} holds NaN or infinite values.")
+
+
+def _checked_layouts(layouts, weights: tuple) -> tuple:
+    if layouts is None or (not isinstance(layouts, str) and len(layouts) == 0):
+        layouts = choose_layouts(weights)
+    if isinstance(layouts, str) or len(layouts) != len(weights):
+        raise ValueError(
+            f"layouts must list one layout per weight ({len(weights)}), got "
+            f"{layouts!r}."
+        )
+    for i, layout in enumerate(layouts):
+        allowed = LAYOUTS if i == 0 else tuple(x for x in LAYOUTS if x != "row-sparse")
+        if layout not in allowed:
+            raise ValueError(
+                f"layouts[{i}] must be one of {list(allowed)}, got {layout!r}."
+            )
+    if not _kernels.HAVE_NUMBA:  # the compiled layouts need numba
+        return ("dense",) * len(weights)
+    return tuple(layouts)
+
+
+def _operand(weight, layout: str):
+    """A checked weight in the form its layout multiplies, made once."""
+    if layout == "csr":
+        return _kernels.CheckedCSR(sp.csr_matrix(weight), name="weight", own=True)
+    if sp.issparse(weight):
+        return _frozen(weight.toarray())
+    return weight  # already a read-only, C-contiguous float32 copy
+
+
+def _sparse_product(operand, layout: str, column_map: np.ndarray):
+    """The first layer's product for CSR input, chosen once."""
+    if layout == "csr":
+        return partial(_kernels.csr_times_csr, column_map=column_map, weight=operand)
+    if _kernels.HAVE_NUMBA:
+        return partial(_kernels.csr_times_rows, column_map=column_map, weight=operand)
+    return partial(_scipy_product, column_map=column_map, weight=operand)
+
+
+def _dense_product(operand, layout: str):
+    """A layer's product for dense rows, chosen once."""
+    if layout == "csr":
+        return partial(_kernels.dense_times_csr, weight=operand)
+    if _kernels.HAVE_NUMBA:
+        return partial(_kernels.dense_times_rows, weight=operand)
+    return partial(_blas_product, weight=operand)
+
+
+def _blas_product(h: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    return h @ weight
+
+
+def _scipy_product(X, column_map: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    return np.asarray(_select_columns(X, column_map) @ weight)
 
 
 def _density(weight) -> float:
@@ -305,12 +522,6 @@ def choose_layouts(weights) -> list[str]:
         else:
             layouts.append("row-sparse" if i == 0 else "dense")
     return layouts
-
-
-def _dense_product(h: np.ndarray, weight, layout: str) -> np.ndarray:
-    if layout == "csr":
-        return _kernels.dense_times_csr(h, weight)
-    return h @ weight
 
 
 def _select_columns(X, column_map: np.ndarray):

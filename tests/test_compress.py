@@ -1,5 +1,6 @@
 """Physical removal: shrinking during retraining and compact inference models."""
 
+import dataclasses
 import pickle
 
 import numpy as np
@@ -214,8 +215,8 @@ def test_every_layout_computes_the_module_function(layouts):
     X = sp.random(12, 300, density=0.05, format="csr", random_state=1, dtype=np.float32)
     X = sp.vstack([X, sp.csr_matrix((3, 300), dtype=np.float32)]).tocsr()
     expected = module(to_torch(X)).detach().numpy()
-    compact = compact_mlp(module)
-    compact.layouts = layouts
+    compact = dataclasses.replace(compact_mlp(module), layouts=layouts)
+    assert compact.layouts == tuple(layouts)
     np.testing.assert_allclose(compact.decision_function(X), expected, atol=1e-5)
     np.testing.assert_allclose(
         compact.decision_function(X.toarray()), expected, atol=1e-5
@@ -234,9 +235,9 @@ def test_layout_follows_the_share_of_kept_weights_and_shows_in_the_repr():
     dense = [weight((300, 40), 1.0), weight((40, 4), 1.0)]
     assert choose_layouts(dense) == ["row-sparse", "dense"]
     compact = compact_mlp(_module_with_density(1.0))
-    assert compact.layouts == ["row-sparse", "dense", "dense"]
+    assert compact.layouts == ("row-sparse", "dense", "dense")
     assert "300x40 row-sparse (100.0% kept)" in repr(compact)
-    compact.layouts = ["csr", "dense", "csr"]
+    compact = dataclasses.replace(compact, layouts=["csr", "dense", "csr"])
     compressed = CompressedClassifier(compact, classes=[0, 1, 2, 3])
     assert "csr, " in repr(compressed) or "csr (" in repr(compressed)
 
