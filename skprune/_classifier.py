@@ -14,11 +14,15 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 from sklearn_compat.base import _fit_context
-from sklearn_compat.utils.validation import validate_data
 from skorch import NeuralNetClassifier
 
 from ._base import ACCEPTED_SPARSE, DEFAULT_NET_TRAINING, BasePruned, _as_batchable
-from ._compressed import CompressedClassifier, decision_from_logits
+from ._compressed import (
+    CompressedClassifier,
+    copy_feature_names,
+    decision_from_logits,
+)
+from ._validation import validate_data
 from .compress import compact_mlp
 from .losses import WeightedLoss, unweighted_loss
 from .modules import MLPModule
@@ -397,7 +401,10 @@ class PrunedClassifier(ClassifierMixin, BasePruned):
                 "compress() needs a net trained with torch.nn.CrossEntropyLoss "
                 f"(its outputs are logits); got {type(criterion).__name__}."
             )
-        return CompressedClassifier(compact_mlp(self.estimator_.module_), self.classes_)
+        compressed = CompressedClassifier(
+            compact_mlp(self.estimator_.module_), self.classes_
+        )
+        return copy_feature_names(compressed, self)
 
     def predict(self, X) -> np.ndarray:
         """Predicted class labels.

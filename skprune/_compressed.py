@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils.validation import check_array
 
+from ._base import ACCEPTED_SPARSE
+from ._validation import validate_data
 from .compress import CompactMLP
-from .data import as_canonical_csr
 
-__all__ = ["CompressedClassifier", "decision_from_logits"]
+__all__ = ["CompressedClassifier", "CompressedModel", "decision_from_logits"]
 
 
 def decision_from_logits(logits: np.ndarray) -> np.ndarray:
@@ -26,7 +25,44 @@ def decision_from_logits(logits: np.ndarray) -> np.ndarray:
     return logits
 
 
-class CompressedClassifier(ClassifierMixin, BaseEstimator):
+class CompressedModel(BaseEstimator):
+    """What the compressed estimators share: a network and the checks of its input.
+
+    Every prediction checks ``X`` as the fitted estimator did, through
+    scikit-learn's ``validate_data``: the number of features, the feature
+    names of a DataFrame (``feature_names_in_``, copied by ``compress()`` from
+    the estimator), finite values and, for sparse input, indices within the
+    shape, before the network sees it.
+    """
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return True
+
+    @property
+    def n_features_in_(self) -> int:
+        return self.network.n_features
+
+    def _network_outputs(self, X) -> np.ndarray:
+        """The network's outputs for ``X``, of shape (n_samples, n_outputs)."""
+        X = validate_data(
+            self, X, accept_sparse=ACCEPTED_SPARSE, dtype=np.float32, reset=False
+        )
+        return self.network.decision_function(X)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+
+def copy_feature_names(compressed: CompressedModel, estimator) -> CompressedModel:
+    """Give ``compressed`` the fitted ``estimator``'s ``feature_names_in_``, if any."""
+    if hasattr(estimator, "feature_names_in_"):
+        compressed.feature_names_in_ = estimator.feature_names_in_.copy()
+    return compressed
+
+
+class CompressedClassifier(ClassifierMixin, CompressedModel):
     """A pruned classifier reduced to what it computes, for fast, small predictions.
 
     Made by :meth:`skprune.PrunedClassifier.compress`: dead hidden units and
@@ -45,33 +81,18 @@ class CompressedClassifier(ClassifierMixin, BaseEstimator):
     ----------
     classes_ : ndarray of shape (n_classes,)
     n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        The fitted estimator's, defined only when it has them; ``X`` given
+        as a DataFrame must then have these columns, in this order.
     """
 
     def __init__(self, network: CompactMLP, classes) -> None:
         self.network = network
         self.classes = classes
 
-    def __sklearn_is_fitted__(self) -> bool:
-        return True
-
     @property
     def classes_(self) -> np.ndarray:
         return np.asarray(self.classes)
-
-    @property
-    def n_features_in_(self) -> int:
-        return self.network.n_features
-
-    def _logits(self, X) -> np.ndarray:
-        X = check_array(X, accept_sparse=("csr", "csc", "coo"), dtype=np.float32)
-        if sp.issparse(X):  # indices outside the shape would be read out of bounds
-            X = as_canonical_csr(X)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} features, but CompressedClassifier is "
-                f"expecting {self.n_features_in_} features as input."
-            )
-        return self.network.decision_function(X)
 
     def decision_function(self, X) -> np.ndarray:
         """Unnormalised class scores (logits), of shape (n_samples, n_classes).
@@ -79,12 +100,12 @@ class CompressedClassifier(ClassifierMixin, BaseEstimator):
         For two classes, of shape (n_samples,): the second class's score minus
         the first's, as in :meth:`PrunedClassifier.decision_function`.
         """
-        return decision_from_logits(self._logits(X))
+        return decision_from_logits(self._network_outputs(X))
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities, of shape (n_samples, n_classes)."""
-        return softmax(self._logits(X).astype(np.float64), axis=1)
+        return softmax(self._network_outputs(X).astype(np.float64), axis=1)
 
     def predict(self, X) -> np.ndarray:
         """Predicted class labels, of shape (n_samples,)."""
-        return self.classes_[np.argmax(self._logits(X), axis=1)]
+        return self.classes_[np.argmax(self._network_outputs(X), axis=1)]

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.base import RegressorMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 from sklearn_compat.base import _fit_context
-from sklearn_compat.utils.validation import validate_data
 from skorch import NeuralNetRegressor
 
 from ._base import ACCEPTED_SPARSE, DEFAULT_NET_TRAINING, BasePruned, _as_batchable
+from ._compressed import CompressedModel, copy_feature_names
+from ._validation import validate_data
 from .compress import CompactMLP, compact_mlp
 from .modules import MLPModule
 
@@ -214,7 +215,8 @@ class PrunedRegressor(RegressorMixin, BasePruned):
         compressed : CompressedRegressor
         """
         check_is_fitted(self)
-        return CompressedRegressor(compact_mlp(self.estimator_.module_))
+        compressed = CompressedRegressor(compact_mlp(self.estimator_.module_))
+        return copy_feature_names(compressed, self)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -222,11 +224,12 @@ class PrunedRegressor(RegressorMixin, BasePruned):
         return tags
 
 
-class CompressedRegressor(RegressorMixin, BaseEstimator):
+class CompressedRegressor(RegressorMixin, CompressedModel):
     """A pruned regressor reduced to what it computes, for fast, small predictions.
 
     Made by :meth:`skprune.PrunedRegressor.compress`. It predicts what the fitted
-    estimator predicts (to float tolerance) and cannot be trained.
+    estimator predicts (to float tolerance) and cannot be trained. Its input is
+    checked as :class:`~skprune.CompressedClassifier`'s is.
 
     Parameters
     ----------
@@ -237,31 +240,20 @@ class CompressedRegressor(RegressorMixin, BaseEstimator):
     ----------
     n_outputs_ : int
     n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        The fitted estimator's, defined only when it has them.
     """
 
     def __init__(self, network: CompactMLP) -> None:
         self.network = network
 
-    def __sklearn_is_fitted__(self) -> bool:
-        return True
-
     @property
     def n_outputs_(self) -> int:
         return len(self.network.biases[-1])
 
-    @property
-    def n_features_in_(self) -> int:
-        return self.network.n_features
-
     def predict(self, X) -> np.ndarray:
         """Predicted targets, of shape (n_samples,) or (n_samples, n_outputs)."""
-        X = check_array(X, accept_sparse=ACCEPTED_SPARSE, dtype=np.float32)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} features, but CompressedRegressor is "
-                f"expecting {self.n_features_in_} features as input."
-            )
-        return _as_targets(self.network.decision_function(X).astype(np.float64))
+        return _as_targets(self._network_outputs(X).astype(np.float64))
 
 
 def _as_targets(outputs: np.ndarray) -> np.ndarray:
