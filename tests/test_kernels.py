@@ -5,6 +5,10 @@ they are not skipped, so a broken install cannot pass unnoticed. The kernels are
 called directly, so they are tested also under ``SKPRUNE_DISABLE_NUMBA=1``.
 """
 
+import ast
+import re
+from pathlib import Path
+
 import numba  # noqa: F401 - a missing numba must fail this module, not skip it
 import numpy as np
 import pytest
@@ -120,3 +124,222 @@ def test_a_compiled_step_leaves_torchs_thread_count_as_it_was(monkeypatch):
         assert weight[1].abs().sum() > 0
     finally:
         torch.set_num_threads(before)
+
+
+def test_dense_rows_times_dense_weight_matches_numpy_and_ignores_the_batch(kernels):
+    rng = np.random.default_rng(3)
+    h = np.maximum(rng.standard_normal((40, 33)), 0).astype(np.float32)
+    weight = rng.standard_normal((33, 7)).astype(np.float32)
+    out = kernels.dense_times_rows(h, weight)
+    np.testing.assert_allclose(out, h @ weight, rtol=1e-5, atol=1e-5)
+    # Each row adds its terms in one order whatever the batch: the same bits.
+    for row in (0, 17, 39):
+        one = kernels.dense_times_rows(h[row : row + 1], weight)
+        np.testing.assert_array_equal(one[0], out[row])
+
+
+# every argument is checked on its way in ------------------------------------------
+
+
+def _valid(n_rows=4, n_cols=6, n_out=3, dtype=np.float32):
+    """A CSR batch, a column map keeping every other column, both weights, h."""
+    X = sp.random(n_rows, n_cols, density=0.6, format="csr", random_state=4)
+    X = X.astype(dtype)
+    keep = np.arange(0, n_cols, 2)
+    column_map = column_map_keeping(keep, n_cols)
+    rng = np.random.default_rng(5)
+    weight = rng.standard_normal((len(keep), n_out)).astype(dtype)
+    weight[0, 1] = 0.0
+    h = rng.standard_normal((n_rows, len(keep))).astype(dtype)
+    return X, column_map, weight, sp.csr_matrix(weight), h
+
+
+def _with_array(matrix, name, value):
+    matrix = matrix.copy()
+    setattr(matrix, name, value)
+    return matrix
+
+
+def _bad_indices(matrix, value):
+    matrix = matrix.copy()
+    matrix.indices = matrix.indices.astype(np.int64)
+    matrix.indices[0] = value
+    return matrix
+
+
+def _decreasing_indptr(matrix):
+    matrix = matrix.copy()
+    matrix.indptr[1] = matrix.indptr[2] + 1
+    return matrix
+
+
+def _bad_argument_cases():
+    """(kernel, arguments, the message's expected part), one bad argument each."""
+    X, column_map, weight, weight_csr, h = _valid()
+    n_weight_rows, n_out = weight.shape
+    csr_products = ("csr_times_rows", weight), ("csr_times_csr", weight_csr)
+    for kernel, w in csr_products:
+        yield kernel, (X.toarray(), column_map, w), "X must be a scipy.sparse CSR"
+        yield kernel, (X.tocsc(), column_map, w), "X must be a scipy.sparse CSR"
+        yield kernel, (_bad_indices(X, -1), column_map, w), "X has column index -1"
+        yield kernel, (_bad_indices(X, 6), column_map, w), "X has column index 6"
+        yield kernel, (_bad_indices(X, 2**40), column_map, w), "column index 1099511"
+        yield kernel, (_decreasing_indptr(X), column_map, w), "X has inconsistent row"
+        past = _with_array(X, "indptr", X.indptr.copy())
+        past.indptr[-1] = X.nnz + 1
+        yield kernel, (past, column_map, w), "X has inconsistent row pointers"
+        short = _with_array(X, "indices", X.indices[:-2].copy())
+        yield kernel, (short, column_map, w), "X has inconsistent row pointers"
+        long_ptr = _with_array(X, "indptr", np.append(X.indptr, X.nnz))
+        yield kernel, (long_ptr, column_map, w), "X has inconsistent row pointers"
+        yield kernel, (X.astype(np.float64), column_map, w), "weight must hold float64"
+        yield kernel, (X, column_map[:-1], w), "column_map has 5 entries"
+        yield kernel, (X, column_map.astype(float), w), "column_map must be a 1-d"
+        low = column_map.copy()
+        low[1] = -2
+        yield kernel, (X, low, w), "column_map has entry -2"
+        high = column_map.copy()
+        high[1] = n_weight_rows
+        yield kernel, (X, high, w), f"column_map has entry {n_weight_rows}"
+    yield "csr_times_rows", (X, column_map, weight[None]), "weight must be a 2-d"
+    yield "csr_times_rows", (X, column_map, weight.astype(int)), "weight must be a 2-d"
+    yield "csr_times_rows", (X, column_map, weight_csr), "weight must be a numpy"
+    for value in (-1, n_out, 2**40):
+        bad = _bad_indices(weight_csr, value)
+        yield "csr_times_csr", (X, column_map, bad), f"weight has column index {value}"
+        yield "dense_times_csr", (h, bad), f"weight has column index {value}"
+    yield "csr_times_csr", (X, column_map, weight), "weight must be a scipy.sparse CSR"
+    yield "dense_times_csr", (h[:, :-1], weight_csr), "h has 2 columns"
+    yield "dense_times_csr", (h.astype(np.float64), weight_csr), "must hold float64"
+    yield "dense_times_csr", (h[0], weight_csr), "h must be a 2-d array"
+    yield "dense_times_rows", (h[:, :-1], weight), "h has 2 columns"
+    yield "dense_times_rows", (h, weight.astype(np.float64)), "must hold float32"
+    yield "dense_times_rows", (h.tolist(), weight), "h must be a numpy array"
+
+
+BAD_ARGUMENTS = list(_bad_argument_cases())
+
+
+@pytest.mark.parametrize(
+    "kernel, arguments, match",
+    BAD_ARGUMENTS,
+    ids=[f"{kernel}-{match}" for kernel, _, match in BAD_ARGUMENTS],
+)
+def test_products_refuse_each_bad_argument_by_name(kernels, kernel, arguments, match):
+    before = [a.indices.copy() for a in arguments if sp.issparse(a)]
+    with pytest.raises((ValueError, TypeError), match=re.escape(match)):
+        getattr(kernels, kernel)(*arguments)
+    after = [a.indices for a in arguments if sp.issparse(a)]
+    assert all(np.array_equal(b, a) for b, a in zip(before, after, strict=True))
+
+
+def test_products_accept_what_the_checks_let_through(kernels):
+    # The control of the refusals above: the same arguments, intact.
+    X, column_map, weight, weight_csr, h = _valid()
+    expected = X[:, ::2].toarray() @ weight
+    np.testing.assert_allclose(
+        kernels.csr_times_rows(X, column_map, weight), expected, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        kernels.csr_times_csr(X, column_map, weight_csr), expected, atol=1e-6
+    )
+    # scipy's index arrays may be longer than used, and int64 or int32.
+    roomy = sp.csr_matrix(
+        (np.append(X.data, 9.0).astype(np.float32), np.append(X.indices, 99),
+         X.indptr), shape=X.shape,
+    )  # fmt: skip
+    np.testing.assert_allclose(
+        kernels.csr_times_rows(roomy, column_map, weight), expected, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        kernels.dense_times_csr(h, weight_csr), h @ weight, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        kernels.dense_times_rows(h, weight), h @ weight, atol=1e-6
+    )
+    # A read-only input is read, not refused: a non-contiguous one is copied.
+    np.testing.assert_allclose(
+        kernels.dense_times_rows(np.asfortranarray(h), weight), h @ weight, atol=1e-6
+    )
+
+
+def test_a_checked_csr_weight_keeps_read_only_copies(kernels):
+    _, _, _, weight_csr, h = _valid()
+    checked = kernels.CheckedCSR(weight_csr, name="weight", own=True)
+    weight_csr.indices[0] = 10**6  # changing the source afterwards changes nothing
+    for array in (checked.indptr, checked.indices, checked.data):
+        assert not array.flags.writeable
+        assert array.dtype in (np.int64, np.float32)
+    weight_csr.indices[0] = 0
+    np.testing.assert_allclose(
+        kernels.dense_times_csr(h, checked), h @ weight_csr.toarray(), atol=1e-6
+    )
+
+
+def _adam_arguments(n_rows=6, n_cols=3):
+    param = torch.zeros(n_rows, n_cols)
+    rows = torch.tensor([0, 2, 5])
+    return [param, torch.zeros_like(param), torch.zeros_like(param), rows,
+            torch.ones(3, n_cols)]  # fmt: skip
+
+
+def _adam_bad_argument_cases():
+    def changed(position, value):
+        arguments = _adam_arguments()
+        arguments[position] = value
+        return arguments
+
+    yield changed(3, torch.tensor([0, 2, 6])), "rows has row index 6"
+    yield changed(3, torch.tensor([0, -1, 5])), "rows has row index -1"
+    yield changed(3, torch.tensor([0.0, 2.0, 5.0])), "rows must be a 1-d tensor of int"
+    yield changed(3, torch.tensor([[0, 2, 5]])), "rows must be a 1-d tensor"
+    yield changed(4, torch.ones(2, 3)), "grad must be of shape (3, 3)"
+    yield changed(4, torch.ones(3, 4)), "grad must be of shape (3, 3)"
+    yield changed(4, torch.ones(3, 3, dtype=torch.float64)), "dtype torch.float32"
+    yield changed(1, torch.zeros(5, 3)), "exp_avg has shape (5, 3)"
+    yield changed(2, torch.zeros(6, 3, dtype=torch.float64)), "exp_avg_sq has shape"
+    yield changed(0, torch.zeros(3, 6).T), "param must be C-contiguous"
+    yield changed(1, torch.zeros(3, 6).T), "exp_avg must be C-contiguous"
+    yield changed(0, torch.zeros(6, 3, dtype=torch.int64)), "param must be a 2-d"
+    yield changed(0, torch.zeros(18)), "param must be a 2-d"
+
+
+ADAM_BAD_ARGUMENTS = list(_adam_bad_argument_cases())
+
+
+@pytest.mark.parametrize(
+    "arguments, match", ADAM_BAD_ARGUMENTS, ids=[m for _, m in ADAM_BAD_ARGUMENTS]
+)
+@pytest.mark.parametrize("coalesced", [True, False])
+def test_adam_rows_refuses_each_bad_argument_by_name(
+    kernels, arguments, match, coalesced
+):
+    hyper = {"beta1": 0.9, "beta2": 0.99, "step_size": 0.1, "eps": 1e-8}
+    with pytest.raises(ValueError, match=re.escape(match)):
+        kernels.adam_rows_(*arguments, **hyper, weight_decay=0.0, coalesced=coalesced)
+    assert (arguments[0] == 0).all()  # nothing was stepped before the refusal
+
+
+def test_the_compiled_loops_are_reached_only_through_checking_functions():
+    # Nothing outside the checking entry points of _kernels compiles or calls a
+    # loop: every array reaches one through a check, whoever calls.
+    root = Path(_kernels.__file__).parent
+    for path in root.rglob("*.py"):
+        if path.name != "_kernels.py":
+            text = path.read_text()
+            assert not re.search(r"_compiled\(|_SOURCES|_COMPILED", text), path
+    tree = ast.parse((root / "_kernels.py").read_text())
+    calling = {
+        function.name
+        for function in tree.body
+        if isinstance(function, ast.FunctionDef)
+        for node in ast.walk(function)
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "_compiled"
+    }
+    assert calling == {
+        "csr_times_rows",
+        "csr_times_csr",
+        "dense_times_csr",
+        "dense_times_rows",
+        "adam_rows_",
+    }
