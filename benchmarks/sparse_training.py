@@ -222,12 +222,11 @@ def _best_of_interleaved(contestants: dict, X, repeats: int) -> dict:
 
 def _with_layouts(compressed, layouts):
     """A copy of a compressed model that multiplies in the given layouts."""
-    import copy
+    import dataclasses
 
-    other = copy.deepcopy(compressed)
-    other.network.layouts = list(layouts)
-    other.network.__dict__.pop("_cache", None)
-    return other
+    # A CompactMLP is frozen: its layouts and products are made once, at construction.
+    network = dataclasses.replace(compressed.network, layouts=list(layouts))
+    return type(compressed)(network, compressed.classes)
 
 
 def measure_prediction(size: tuple, repeats: int = 5) -> dict:
