@@ -32,7 +32,10 @@ class CompressedModel(BaseEstimator):
     scikit-learn's ``validate_data``: the number of features, the feature
     names of a DataFrame (``feature_names_in_``, copied by ``compress()`` from
     the estimator), finite values and, for sparse input, indices within the
-    shape, before the network sees it.
+    shape, before the network sees it. With numba, a row's prediction does not
+    depend on the batch it comes in, to the bit (see
+    :class:`~skprune.compress.CompactMLP`; without numba, BLAS's products may
+    round it differently for other batch sizes).
     """
 
     def __sklearn_is_fitted__(self) -> bool:
