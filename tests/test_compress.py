@@ -13,6 +13,7 @@ import torch
 from conftest import small_net
 from skorch import NeuralNetClassifier
 
+import skprune
 from skprune import (
     CompressedClassifier,
     CompressedRegressor,
@@ -611,3 +612,20 @@ def test_compressed_models_warn_as_scikit_learn_does_about_names(named_fits, tex
                                                               range(2000)])  # fmt: skip
     with pytest.warns(UserWarning, match="fitted without feature names"):
         unnamed.predict(frame)
+
+
+def test_a_saved_model_whose_stored_weight_points_past_its_outputs_is_refused(
+    text_data, tmp_path
+):
+    # A file is written by whoever wrote it: tamper with the saved arrays (here
+    # through the frozen dataclass's back door) and load must refuse them before
+    # any kernel runs, not write outside the output (which it did: SIGSEGV).
+    compressed = fit(*text_data, prune_ratio=0.95).compress()
+    network = compressed.network
+    weights = [sp.csr_matrix(w, copy=True) for w in network.weights]
+    weights[0].indices = weights[0].indices.copy()
+    weights[0].indices[0] = weights[0].shape[1] + 5
+    object.__setattr__(network, "weights", tuple(weights))
+    skprune.save(compressed, tmp_path / "tampered.skprune")
+    with pytest.raises(ValueError, match=r"weights\[0\] has column index"):
+        skprune.load(tmp_path / "tampered.skprune")
