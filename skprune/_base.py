@@ -36,6 +36,7 @@ from .data import BatchLoader, SparseDataset, as_canonical_csr
 from .exceptions import DenseGradientWarning
 from .losses import WeightedLoss, unweighted_loss
 from .masks import find_prunable_layers
+from .modules import float64_prediction
 from .optim import LazyAdam
 from .progress import PruningProgress
 from .report import summarize
@@ -286,6 +287,24 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
         self.pruning_history_ = [dict(row) for row in pruning.history_]
         self.flops_ = {"dense": summary.flops_dense, "pruned": summary.flops_pruned}
         self.support_ = summary.support.cpu().numpy()
+
+    def _net_outputs(self, X, nonlinearity: bool) -> np.ndarray:
+        """The fitted net's outputs for ``X`` in float64, after skorch's
+        ``predict_nonlinearity`` if ``nonlinearity``; a row's outputs do not
+        depend on the rows predicted with it (see ``float64_prediction``)."""
+        check_is_fitted(self)
+        X = validate_data(
+            self, X, accept_sparse=ACCEPTED_SPARSE, dtype=np.float32, reset=False
+        )
+        net = self.estimator_
+        with float64_prediction():
+            outputs = net.forward(_as_batchable(X))
+        if isinstance(outputs, tuple):  # skorch's convention: the first is y_pred
+            outputs = outputs[0]
+        outputs = outputs.to(torch.float64)
+        if nonlinearity:
+            outputs = net._get_predict_nonlinearity()(outputs)
+        return outputs.numpy()
 
     def get_support(self, indices: bool = False) -> np.ndarray:
         """Mask, or integer indices, of the input features that survived pruning.

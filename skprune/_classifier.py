@@ -14,10 +14,9 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 from sklearn_compat.base import _fit_context
-from sklearn_compat.utils.validation import validate_data
 from skorch import NeuralNetClassifier
 
-from ._base import ACCEPTED_SPARSE, DEFAULT_NET_TRAINING, BasePruned, _as_batchable
+from ._base import DEFAULT_NET_TRAINING, BasePruned
 from ._compressed import CompressedClassifier, decision_from_logits
 from .compress import compact_mlp
 from .losses import WeightedLoss, unweighted_loss
@@ -334,11 +333,9 @@ class PrunedClassifier(ClassifierMixin, BasePruned):
         proba : ndarray of shape (n_samples, n_classes)
             Columns follow ``classes_``.
         """
-        check_is_fitted(self)
-        X = validate_data(
-            self, X, accept_sparse=ACCEPTED_SPARSE, dtype=np.float32, reset=False
-        )
-        return self.estimator_.predict_proba(_as_batchable(X)).astype(np.float64)
+        proba = self._net_outputs(X, nonlinearity=True)
+        # A module ending in a float32 softmax sums to 1 only to float32 rounding.
+        return proba / proba.sum(axis=1, keepdims=True)
 
     def _outputs_logits(self) -> bool:
         """Whether the net is trained on logits (``CrossEntropyLoss``)."""
@@ -368,12 +365,7 @@ class PrunedClassifier(ClassifierMixin, BasePruned):
             For two classes, the score of the second class minus the first's,
             as scikit-learn's binary classifiers return.
         """
-        check_is_fitted(self)
-        X = validate_data(
-            self, X, accept_sparse=ACCEPTED_SPARSE, dtype=np.float32, reset=False
-        )
-        logits = self.estimator_.forward(_as_batchable(X)).numpy().astype(np.float64)
-        return decision_from_logits(logits)
+        return decision_from_logits(self._net_outputs(X, nonlinearity=False))
 
     def compress(self) -> CompressedClassifier:
         """A compact, prediction-only copy of the fitted model.

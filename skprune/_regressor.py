@@ -12,10 +12,9 @@ import torch
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 from sklearn_compat.base import _fit_context
-from sklearn_compat.utils.validation import validate_data
 from skorch import NeuralNetRegressor
 
-from ._base import ACCEPTED_SPARSE, DEFAULT_NET_TRAINING, BasePruned, _as_batchable
+from ._base import ACCEPTED_SPARSE, DEFAULT_NET_TRAINING, BasePruned
 from .compress import CompactMLP, compact_mlp
 from .modules import MLPModule
 
@@ -193,11 +192,7 @@ class PrunedRegressor(RegressorMixin, BasePruned):
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
             One column per target; a 1-D array for a single target.
         """
-        check_is_fitted(self)
-        X = validate_data(
-            self, X, accept_sparse=ACCEPTED_SPARSE, dtype=np.float32, reset=False
-        )
-        outputs = self.estimator_.predict(_as_batchable(X)).astype(np.float64)
+        outputs = self._net_outputs(X, nonlinearity=True)
         return _as_targets(outputs.reshape(len(outputs), -1))
 
     def compress(self) -> CompressedRegressor:

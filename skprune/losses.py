@@ -87,6 +87,14 @@ class WeightedLoss(nn.Module):
             losses = losses * weight.to(losses.dtype)
         return losses.mean() if self.reduction == "mean" else losses.sum()
 
+    @property
+    def _orig_mod(self) -> nn.Module:
+        # skorch's predict_nonlinearity="auto" goes by the criterion's type
+        # (CrossEntropyLoss: softmax) and looks through torch.compile's wrapper
+        # by this name; so it sees the wrapped loss, and weighting changes
+        # nothing of what predict_proba returns.
+        return self.loss_
+
     def extra_repr(self) -> str:
         return f"reduction={self.reduction!r}"
 
