@@ -148,11 +148,15 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
         """``module__`` parameters set from the data (input and output sizes)."""
         raise NotImplementedError
 
-    def _sample_weights(self, y, sample_weight):
-        """Per-sample training weights from the encoded ``y``; None if all 1."""
+    def _sample_weights(self, y, sample_weight, name: str = "sample_weight"):
+        """Per-sample training weights from the encoded ``y``; None if all 1.
+
+        ``name`` is what the weights are called in an error (a classifier's are
+        ``sample_weight`` times ``class_weight``).
+        """
         if sample_weight is None or np.all(sample_weight == 1):
             return None
-        return sample_weight.astype(np.float32)
+        return _float32_weights(sample_weight, name)
 
     # the fit sequence ---------------------------------------------------------
 
@@ -484,6 +488,35 @@ def _as_batchable(X):
     if sp.issparse(X):
         return as_canonical_csr(X)
     return np.ascontiguousarray(X)
+
+
+def _float32_weights(weights: np.ndarray, name: str) -> np.ndarray:
+    """Non-negative float64 ``weights`` as the float32 the training loss uses.
+
+    Refuses weights that float32 cannot hold: a sum beyond its range (the
+    batch losses would overflow), or positive weights that it rounds to 0
+    (their samples would silently take no part in training).
+    """
+    float32 = np.finfo(np.float32)
+    total = weights.sum()
+    if not total <= float32.max:
+        raise ValueError(
+            f"{name} sums to {total:.3g}, beyond the range of float32 (at most "
+            f"{float32.max:.3g}), in which the net computes its training loss; "
+            "divide the weights by a constant."
+        )
+    weights32 = weights.astype(np.float32)
+    lost = (weights > 0) & (weights32 == 0)
+    if np.any(lost):
+        raise ValueError(
+            f"{name} has positive values below float32's smallest positive number "
+            f"({float32.smallest_subnormal:.3g}; {np.count_nonzero(lost)} of them, "
+            f"the smallest {weights[lost].min():.3g}): float32, in which the net "
+            "trains, rounds them to 0, and their samples would take no part in "
+            "training. "
+            "Multiply the weights by a constant, or set those to 0."
+        )
+    return weights32
 
 
 def _weighted_training(net, weights) -> dict:

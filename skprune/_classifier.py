@@ -280,7 +280,10 @@ class PrunedClassifier(ClassifierMixin, BasePruned):
             raise ValueError(
                 "class_weight and sample_weight give every sample a weight of zero."
             )
-        return super()._sample_weights(y, weights)
+        name = "class_weight"
+        if sample_weight is not None:
+            name = "sample_weight times class_weight"
+        return super()._sample_weights(y, weights, name=name)
 
     def _class_weight_array(self) -> np.ndarray:
         """``class_weight`` (a dict) as one weight per class of ``classes_``."""
