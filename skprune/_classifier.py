@@ -327,14 +327,21 @@ class PrunedClassifier(ClassifierMixin, BasePruned):
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities.
 
+        The net's outputs, after the nonlinearity skorch infers from its
+        criterion (softmax for ``CrossEntropyLoss``, with or without weights;
+        none for ``NLLLoss``, whose module returns probabilities), in float64.
+        With an :class:`~skprune.MLPModule` a row's probabilities do not depend
+        on the rows predicted with it (to float64 rounding; see
+        :func:`skprune.modules.float64_prediction`).
+
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
 
         Returns
         -------
-        proba : ndarray of shape (n_samples, n_classes)
-            Columns follow ``classes_``.
+        proba : ndarray of float64 of shape (n_samples, n_classes)
+            Columns follow ``classes_``; each row sums to 1.
         """
         proba = self._net_outputs(X, nonlinearity=True)
         # A module ending in a float32 softmax sums to 1 only to float32 rounding.
@@ -357,6 +364,7 @@ class PrunedClassifier(ClassifierMixin, BasePruned):
         """Unnormalised class scores: the network's logits.
 
         Available when the net is trained with ``torch.nn.CrossEntropyLoss``.
+        In float64, independent of the batch as :meth:`predict_proba` is.
 
         Parameters
         ----------

@@ -183,6 +183,10 @@ class PrunedRegressor(RegressorMixin, BasePruned):
     def predict(self, X) -> np.ndarray:
         """Predicted targets.
 
+        In float64; with an :class:`~skprune.MLPModule` a row's prediction does
+        not depend on the rows predicted with it (to float64 rounding; see
+        :func:`skprune.modules.float64_prediction`).
+
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
