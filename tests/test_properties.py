@@ -21,6 +21,7 @@ the whole batch's to float64 rounding (1e-12), for sparse and dense input.
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +37,7 @@ from skorch.callbacks import Callback
 from skprune import PrunedClassifier, PrunedRegressor
 from skprune._classifier import default_classifier_net
 from skprune._regressor import default_regressor_net
+from skprune.modules import MLPModule, SparseLinear, float64_prediction
 
 SETTINGS = {
     "deadline": None,
@@ -384,3 +386,35 @@ def test_predictions_one_row_at_a_time_equal_the_whole_batchs(name):
 )
 def test_scikit_learns_subset_invariance_check_passes(estimator):
     check_methods_subset_invariance(type(estimator).__name__, estimator)
+
+
+def test_float64_prediction_holds_in_its_own_thread_and_only_for_mlp_module():
+    """The switch is a context variable: a thread predicting at the same time,
+    and training outside it, keep float32; a user's module built on
+    SparseLinear is left as it is."""
+    module = MLPModule(n_features=6, n_classes=3, hidden_layer_sizes=(4,)).eval()
+    layer = SparseLinear(6, 3)
+    x = torch.rand(5, 6)
+    inside, outside = threading.Event(), threading.Event()
+    dtypes = {}
+
+    def predict_outside():
+        inside.wait()
+        dtypes["other thread"] = module(x).dtype
+        outside.set()
+
+    thread = threading.Thread(target=predict_outside)
+    thread.start()
+    with float64_prediction():
+        inside.set()
+        outside.wait()
+        dtypes["inside"] = module(x).dtype
+        dtypes["sparse layer"] = layer(x).dtype
+    thread.join()
+    dtypes["after"] = module.train()(x).dtype
+    assert dtypes == {
+        "other thread": torch.float32,
+        "inside": torch.float64,
+        "sparse layer": torch.float32,
+        "after": torch.float32,
+    }
