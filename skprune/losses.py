@@ -5,7 +5,9 @@ A torch loss reduces a batch to one number before anyone can weight its samples.
 (one loss per sample) and reduces ``weight * loss`` itself. It plugs into skorch as
 the net's ``criterion`` (``criterion=WeightedLoss, criterion__loss=<the user's
 loss>``): batches whose target is a pair ``(y, sample_weight)`` are weighted, plain
-targets (validation, scoring) are not.
+targets (validation, scoring) are not. skorch sees the wrapped loss when it infers
+what ``predict_proba`` applies to the module's outputs (a softmax for
+``CrossEntropyLoss``), so weighting leaves the predictions as they were.
 """
 
 from __future__ import annotations
