@@ -173,9 +173,7 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
             **self._y_validation,
         )
         if sample_weight is not None:
-            sample_weight = _check_sample_weight(
-                sample_weight, X, dtype=np.float64, ensure_non_negative=True
-            )
+            sample_weight = _checked_sample_weight(sample_weight, X)
         X = _as_batchable(X)
         y = self._encode_targets(y)
         weights = self._sample_weights(y, sample_weight)
@@ -488,6 +486,22 @@ def _as_batchable(X):
     if sp.issparse(X):
         return as_canonical_csr(X)
     return np.ascontiguousarray(X)
+
+
+def _checked_sample_weight(sample_weight, X) -> np.ndarray:
+    """scikit-learn's check of ``sample_weight``, its errors naming the parameter.
+
+    Some of scikit-learn's messages say "Sample weights" (a 2-d array, all
+    zeros); they get the parameter's name in front.
+    """
+    try:
+        return _check_sample_weight(
+            sample_weight, X, dtype=np.float64, ensure_non_negative=True
+        )
+    except ValueError as exc:
+        if "sample_weight" in str(exc):
+            raise
+        raise ValueError(f"sample_weight: {exc}") from exc
 
 
 def _float32_weights(weights: np.ndarray, name: str) -> np.ndarray:

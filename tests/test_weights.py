@@ -294,10 +294,10 @@ class FailsIfTrained(Callback):
     [
         (-np.ones(200), None, "Negative values in data passed to `sample_weight`"),
         (np.ones(199), None, r"sample_weight.shape == \(199,\), expected \(200,\)"),
-        (np.ones((200, 2)), None, "Sample weights must be 1D"),
+        (np.ones((200, 2)), None, "sample_weight: Sample weights must be 1D"),
         (np.full(200, np.nan), None, "Input sample_weight contains NaN"),
         (np.full(200, np.inf), None, "Input sample_weight contains infinity"),
-        (np.zeros(200), None, "Sample weights must contain at least one non-zero"),
+        (np.zeros(200), None, "sample_weight: Sample weights must contain at least"),
         # float32, in which the net trains, overflows or rounds weights to 0.
         (np.full(200, 1e39), None, "sample_weight sums to 2e.41, beyond the range"),
         (np.full(200, 1e37), None, "sample_weight sums to 2e.39, beyond the range"),
