@@ -36,6 +36,7 @@ from .data import BatchLoader, SparseDataset, as_canonical_csr
 from .exceptions import DenseGradientWarning
 from .losses import WeightedLoss, unweighted_loss
 from .masks import find_prunable_layers
+from .modules import float64_prediction
 from .optim import LazyAdam
 from .progress import PruningProgress
 from .report import summarize
@@ -147,11 +148,15 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
         """``module__`` parameters set from the data (input and output sizes)."""
         raise NotImplementedError
 
-    def _sample_weights(self, y, sample_weight):
-        """Per-sample training weights from the encoded ``y``; None if all 1."""
+    def _sample_weights(self, y, sample_weight, name: str = "sample_weight"):
+        """Per-sample training weights from the encoded ``y``; None if all 1.
+
+        ``name`` is what the weights are called in an error (a classifier's are
+        ``sample_weight`` times ``class_weight``).
+        """
         if sample_weight is None or np.all(sample_weight == 1):
             return None
-        return sample_weight.astype(np.float32)
+        return _float32_weights(sample_weight, name)
 
     # the fit sequence ---------------------------------------------------------
 
@@ -168,9 +173,7 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
             **self._y_validation,
         )
         if sample_weight is not None:
-            sample_weight = _check_sample_weight(
-                sample_weight, X, dtype=np.float64, ensure_non_negative=True
-            )
+            sample_weight = _checked_sample_weight(sample_weight, X)
         X = _as_batchable(X)
         y = self._encode_targets(y)
         weights = self._sample_weights(y, sample_weight)
@@ -286,6 +289,24 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
         self.pruning_history_ = [dict(row) for row in pruning.history_]
         self.flops_ = {"dense": summary.flops_dense, "pruned": summary.flops_pruned}
         self.support_ = summary.support.cpu().numpy()
+
+    def _net_outputs(self, X, nonlinearity: bool) -> np.ndarray:
+        """The fitted net's outputs for ``X`` in float64, after skorch's
+        ``predict_nonlinearity`` if ``nonlinearity``; a row's outputs do not
+        depend on the rows predicted with it (see ``float64_prediction``)."""
+        check_is_fitted(self)
+        X = validate_data(
+            self, X, accept_sparse=ACCEPTED_SPARSE, dtype=np.float32, reset=False
+        )
+        net = self.estimator_
+        with float64_prediction():
+            outputs = net.forward(_as_batchable(X))
+        if isinstance(outputs, tuple):  # skorch's convention: the first is y_pred
+            outputs = outputs[0]
+        outputs = outputs.to(torch.float64)
+        if nonlinearity:
+            outputs = net._get_predict_nonlinearity()(outputs)
+        return outputs.numpy()
 
     def get_support(self, indices: bool = False) -> np.ndarray:
         """Mask, or integer indices, of the input features that survived pruning.
@@ -465,6 +486,51 @@ def _as_batchable(X):
     if sp.issparse(X):
         return as_canonical_csr(X)
     return np.ascontiguousarray(X)
+
+
+def _checked_sample_weight(sample_weight, X) -> np.ndarray:
+    """scikit-learn's check of ``sample_weight``, its errors naming the parameter.
+
+    Some of scikit-learn's messages say "Sample weights" (a 2-d array, all
+    zeros); they get the parameter's name in front.
+    """
+    try:
+        return _check_sample_weight(
+            sample_weight, X, dtype=np.float64, ensure_non_negative=True
+        )
+    except ValueError as exc:
+        if "sample_weight" in str(exc):
+            raise
+        raise ValueError(f"sample_weight: {exc}") from exc
+
+
+def _float32_weights(weights: np.ndarray, name: str) -> np.ndarray:
+    """Non-negative float64 ``weights`` as the float32 the training loss uses.
+
+    Refuses weights that float32 cannot hold: a sum beyond its range (the
+    batch losses would overflow), or positive weights that it rounds to 0
+    (their samples would silently take no part in training).
+    """
+    float32 = np.finfo(np.float32)
+    total = weights.sum()
+    if not total <= float32.max:
+        raise ValueError(
+            f"{name} sums to {total:.3g}, beyond the range of float32 (at most "
+            f"{float32.max:.3g}), in which the net computes its training loss; "
+            "divide the weights by a constant."
+        )
+    weights32 = weights.astype(np.float32)
+    lost = (weights > 0) & (weights32 == 0)
+    if np.any(lost):
+        raise ValueError(
+            f"{name} has positive values below float32's smallest positive number "
+            f"({float32.smallest_subnormal:.3g}; {np.count_nonzero(lost)} of them, "
+            f"the smallest {weights[lost].min():.3g}): float32, in which the net "
+            "trains, rounds them to 0, and their samples would take no part in "
+            "training. "
+            "Multiply the weights by a constant, or set those to 0."
+        )
+    return weights32
 
 
 def _weighted_training(net, weights) -> dict:

@@ -16,13 +16,12 @@ from sklearn.utils.validation import check_is_fitted
 from sklearn_compat.base import _fit_context
 from skorch import NeuralNetClassifier
 
-from ._base import ACCEPTED_SPARSE, DEFAULT_NET_TRAINING, BasePruned, _as_batchable
+from ._base import DEFAULT_NET_TRAINING, BasePruned
 from ._compressed import (
     CompressedClassifier,
     copy_feature_names,
     decision_from_logits,
 )
-from ._validation import validate_data
 from .compress import compact_mlp
 from .losses import WeightedLoss, unweighted_loss
 from .modules import MLPModule
@@ -285,7 +284,10 @@ class PrunedClassifier(ClassifierMixin, BasePruned):
             raise ValueError(
                 "class_weight and sample_weight give every sample a weight of zero."
             )
-        return super()._sample_weights(y, weights)
+        name = "class_weight"
+        if sample_weight is not None:
+            name = "sample_weight times class_weight"
+        return super()._sample_weights(y, weights, name=name)
 
     def _class_weight_array(self) -> np.ndarray:
         """``class_weight`` (a dict) as one weight per class of ``classes_``."""
@@ -329,20 +331,25 @@ class PrunedClassifier(ClassifierMixin, BasePruned):
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities.
 
+        The net's outputs, after the nonlinearity skorch infers from its
+        criterion (softmax for ``CrossEntropyLoss``, with or without weights;
+        none for ``NLLLoss``, whose module returns probabilities), in float64.
+        With an :class:`~skprune.MLPModule` a row's probabilities do not depend
+        on the rows predicted with it (to float64 rounding; see
+        :func:`skprune.modules.float64_prediction`).
+
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
 
         Returns
         -------
-        proba : ndarray of shape (n_samples, n_classes)
-            Columns follow ``classes_``.
+        proba : ndarray of float64 of shape (n_samples, n_classes)
+            Columns follow ``classes_``; each row sums to 1.
         """
-        check_is_fitted(self)
-        X = validate_data(
-            self, X, accept_sparse=ACCEPTED_SPARSE, dtype=np.float32, reset=False
-        )
-        return self.estimator_.predict_proba(_as_batchable(X)).astype(np.float64)
+        proba = self._net_outputs(X, nonlinearity=True)
+        # A module ending in a float32 softmax sums to 1 only to float32 rounding.
+        return proba / proba.sum(axis=1, keepdims=True)
 
     def _outputs_logits(self) -> bool:
         """Whether the net is trained on logits (``CrossEntropyLoss``)."""
@@ -361,6 +368,7 @@ class PrunedClassifier(ClassifierMixin, BasePruned):
         """Unnormalised class scores: the network's logits.
 
         Available when the net is trained with ``torch.nn.CrossEntropyLoss``.
+        In float64, independent of the batch as :meth:`predict_proba` is.
 
         Parameters
         ----------
@@ -372,12 +380,7 @@ class PrunedClassifier(ClassifierMixin, BasePruned):
             For two classes, the score of the second class minus the first's,
             as scikit-learn's binary classifiers return.
         """
-        check_is_fitted(self)
-        X = validate_data(
-            self, X, accept_sparse=ACCEPTED_SPARSE, dtype=np.float32, reset=False
-        )
-        logits = self.estimator_.forward(_as_batchable(X)).numpy().astype(np.float64)
-        return decision_from_logits(logits)
+        return decision_from_logits(self._net_outputs(X, nonlinearity=False))
 
     def compress(self) -> CompressedClassifier:
         """A compact, prediction-only copy of the fitted model.

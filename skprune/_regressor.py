@@ -14,9 +14,8 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from sklearn_compat.base import _fit_context
 from skorch import NeuralNetRegressor
 
-from ._base import ACCEPTED_SPARSE, DEFAULT_NET_TRAINING, BasePruned, _as_batchable
+from ._base import DEFAULT_NET_TRAINING, BasePruned
 from ._compressed import CompressedModel, copy_feature_names
-from ._validation import validate_data
 from .compress import CompactMLP, compact_mlp
 from .modules import MLPModule
 
@@ -185,6 +184,10 @@ class PrunedRegressor(RegressorMixin, BasePruned):
     def predict(self, X) -> np.ndarray:
         """Predicted targets.
 
+        In float64; with an :class:`~skprune.MLPModule` a row's prediction does
+        not depend on the rows predicted with it (to float64 rounding; see
+        :func:`skprune.modules.float64_prediction`).
+
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
@@ -194,11 +197,7 @@ class PrunedRegressor(RegressorMixin, BasePruned):
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
             One column per target; a 1-D array for a single target.
         """
-        check_is_fitted(self)
-        X = validate_data(
-            self, X, accept_sparse=ACCEPTED_SPARSE, dtype=np.float32, reset=False
-        )
-        outputs = self.estimator_.predict(_as_batchable(X)).astype(np.float64)
+        outputs = self._net_outputs(X, nonlinearity=True)
         return _as_targets(outputs.reshape(len(outputs), -1))
 
     def compress(self) -> CompressedRegressor:

@@ -5,7 +5,9 @@ A torch loss reduces a batch to one number before anyone can weight its samples.
 (one loss per sample) and reduces ``weight * loss`` itself. It plugs into skorch as
 the net's ``criterion`` (``criterion=WeightedLoss, criterion__loss=<the user's
 loss>``): batches whose target is a pair ``(y, sample_weight)`` are weighted, plain
-targets (validation, scoring) are not.
+targets (validation, scoring) are not. skorch sees the wrapped loss when it infers
+what ``predict_proba`` applies to the module's outputs (a softmax for
+``CrossEntropyLoss``), so weighting leaves the predictions as they were.
 """
 
 from __future__ import annotations
@@ -86,6 +88,14 @@ class WeightedLoss(nn.Module):
         if weight is not None:
             losses = losses * weight.to(losses.dtype)
         return losses.mean() if self.reduction == "mean" else losses.sum()
+
+    @property
+    def _orig_mod(self) -> nn.Module:
+        # skorch's predict_nonlinearity="auto" goes by the criterion's type
+        # (CrossEntropyLoss: softmax) and looks through torch.compile's wrapper
+        # by this name; so it sees the wrapped loss, and weighting changes
+        # nothing of what predict_proba returns.
+        return self.loss_
 
     def extra_repr(self) -> str:
         return f"reduction={self.reduction!r}"

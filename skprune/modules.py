@@ -9,8 +9,10 @@ that the batch touched, which :class:`skprune.optim.LazyAdam` steps lazily.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -19,9 +21,41 @@ from torch.nn import functional as F
 
 from ._kernels import kept_entries
 
-__all__ = ["MLPModule", "SparseLinear"]
+__all__ = ["MLPModule", "SparseLinear", "float64_prediction"]
 
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "logistic": nn.Sigmoid}
+
+# A context variable, not a module attribute: threads predicting with one module
+# at the same time each keep their own setting.
+_FLOAT64_PREDICTION = contextvars.ContextVar("float64_prediction", default=False)
+
+
+@contextlib.contextmanager
+def float64_prediction() -> Iterator[None]:
+    """Make :class:`MLPModule` compute its dense products and outputs in float64.
+
+    The estimators' prediction methods run the net inside it, so that a row's
+    prediction does not depend on the batch it comes in: BLAS chooses its
+    kernels by the number of rows, and in float32 two kernels round the same
+    row differently (about 1e-7); in float64 the difference is float64
+    rounding (about 1e-16). The first layer's sparse product (``embedding_bag``)
+    sums each row in a fixed order whatever the batch, and stays float32, so
+    that a wide first layer is never copied. Training never runs inside it.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skprune.modules import MLPModule, float64_prediction
+    >>> module = MLPModule(n_features=5, n_classes=2, hidden_layer_sizes=(4,)).eval()
+    >>> with float64_prediction():
+    ...     module(torch.ones(3, 5)).dtype
+    torch.float64
+    """
+    token = _FLOAT64_PREDICTION.set(True)
+    try:
+        yield
+    finally:
+        _FLOAT64_PREDICTION.reset(token)
 
 
 class SparseLinear(nn.Module):
@@ -109,7 +143,12 @@ class SparseLinear(nn.Module):
         self._column_map = column_map
         self.in_features = len(index)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, dtype: torch.dtype | None = None):
+        """``x @ weight + bias``, of ``dtype`` (None: the weight's).
+
+        A dense input's product is computed in ``dtype``; a sparse one's in the
+        weight's dtype (each row summed in a fixed order), then converted.
+        """
         if self._column_map is not None and x.layout == torch.strided:
             x = x[:, self.input_index]
         if x.layout == torch.sparse_coo:
@@ -133,10 +172,12 @@ class SparseLinear(nn.Module):
                 per_sample_weights=values.to(self.weight.dtype),
                 include_last_offset=True,
             )
+            out = out.to(dtype or out.dtype)
         else:
-            out = x.to(self.weight.dtype) @ self.weight
+            dtype = dtype or self.weight.dtype
+            out = x.to(dtype) @ self.weight.to(dtype)
         if self.bias is not None:
-            out = out + self.bias
+            out = out + self.bias.to(out.dtype)
         return out
 
     def extra_repr(self) -> str:
@@ -233,7 +274,18 @@ class MLPModule(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = torch.float64 if _FLOAT64_PREDICTION.get() else None
         *hidden, output = self.layers
         for layer in hidden:
-            x = self.dropout(self.activation(layer(x)))
-        return output(x)
+            x = self.dropout(self.activation(_affine(layer, x, dtype)))
+        return _affine(output, x, dtype)
+
+
+def _affine(layer: nn.Module, x: torch.Tensor, dtype) -> torch.Tensor:
+    """``layer(x)``, computed in ``dtype`` if given (float32 weights are upcast)."""
+    if dtype is None:
+        return layer(x)
+    if isinstance(layer, SparseLinear):
+        return layer(x, dtype=dtype)
+    bias = None if layer.bias is None else layer.bias.to(dtype)
+    return F.linear(x.to(dtype), layer.weight.to(dtype), bias)

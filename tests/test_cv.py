@@ -52,17 +52,8 @@ CHECKED = [
 ]
 
 
-EXPECTED_FAILED_CHECKS = {
-    **SAMPLE_WEIGHT_EQUIVALENCE,
-    # float32 matrix products round differently with the number of rows: one of
-    # 60 probabilities differs by 2.4e-7 between one batch and row by row,
-    # against the check's tolerance of 1e-7.
-    "check_methods_subset_invariance": "float32 rounding depends on the batch size",
-}
-
-
 @parametrize_with_checks(
-    CHECKED, expected_failed_checks=lambda estimator: EXPECTED_FAILED_CHECKS
+    CHECKED, expected_failed_checks=lambda estimator: SAMPLE_WEIGHT_EQUIVALENCE
 )
 def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)

@@ -12,22 +12,32 @@ rows and columns. Whatever it draws:
 - the same ``random_state`` gives the same masks and predictions;
 - ``predict`` is the class of ``argmax(predict_proba)`` and ``compress()``
   predicts the same.
+
+And whatever batches the rows are predicted in (random splits, one row at a
+time), each row's probabilities, decision values and regression outputs equal
+the whole batch's to float64 rounding (1e-12), for sparse and dense input.
 """
 
 from __future__ import annotations
 
+import functools
+import threading
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
+from sklearn.utils.estimator_checks import check_methods_subset_invariance
 from skorch.callbacks import Callback
 
-from skprune import PrunedClassifier
+from skprune import PrunedClassifier, PrunedRegressor
 from skprune._classifier import default_classifier_net
+from skprune._regressor import default_regressor_net
+from skprune.modules import MLPModule, SparseLinear, float64_prediction
 
 SETTINGS = {
     "deadline": None,
@@ -267,3 +277,144 @@ def test_predict_is_argmax_of_predict_proba_and_matches_compressed(case):
     top_two = np.sort(proba, axis=1)[:, -2:]
     clear = top_two[:, 1] - top_two[:, 0] > 1e-5
     np.testing.assert_array_equal(compressed.predict(case.X)[clear], predicted[clear])
+
+
+# predictions do not depend on the batch -----------------------------------------
+
+#: name: (estimator, input format, granularity, net settings). Dense input takes
+#: the first layer's sparse path with the default sparse gradient, and a float64
+#: dense product without it; two hidden layers put a product between them.
+BATCH_MODELS = {
+    "classifier-csr-weight": ("classifier", "csr", "weight", {}),
+    "classifier-csr-neuron-2layers": (
+        "classifier",
+        "csr",
+        "neuron",
+        {"module__hidden_layer_sizes": (32, 16)},
+    ),
+    "classifier-dense-feature": ("classifier", "dense", "feature", {}),
+    "classifier-dense-neuron-dense-product": (
+        "classifier",
+        "dense",
+        "neuron",
+        {"module__sparse_grad": False, "optimizer": torch.optim.Adam},
+    ),
+    "regressor-csr-feature": ("regressor", "csr", "feature", {}),
+    "regressor-dense-weight-dense-product-2layers": (
+        "regressor",
+        "dense",
+        "weight",
+        {
+            "module__sparse_grad": False,
+            "optimizer": torch.optim.Adam,
+            "module__hidden_layer_sizes": (32, 16),
+        },
+    ),
+}
+
+
+@functools.cache
+def batch_model(name):
+    """A fitted model of BATCH_MODELS, its input and its prediction methods."""
+    kind, layout, granularity, net_params = BATCH_MODELS[name]
+    rng = np.random.default_rng(0)
+    X = sp.random_array((120, 400), density=0.05, format="csr", rng=rng)
+    X = sp.csr_matrix(X.astype(np.float32))
+    target = X @ rng.normal(size=400)
+    default_net = (
+        default_classifier_net if kind == "classifier" else default_regressor_net
+    )
+    net = default_net().set_params(
+        max_epochs=2, lr=0.01, module__hidden_layer_sizes=(32,)
+    )
+    net.set_params(**net_params)
+    if kind == "classifier":
+        estimator = PrunedClassifier(net, prune_ratio=0.7, granularity=granularity)
+        y, methods = (
+            np.digitize(target, np.quantile(target, [0.3, 0.6])),
+            (
+                "predict_proba",
+                "decision_function",
+            ),
+        )
+    else:
+        estimator = PrunedRegressor(net, prune_ratio=0.7, granularity=granularity)
+        y, methods = np.column_stack([target, -target]), ("predict",)
+    estimator.set_params(retrain_epochs=1, random_state=0)
+    X = X if layout == "csr" else X.toarray()
+    return estimator.fit(X, y), X, methods
+
+
+def assert_batch_invariant(model, X, rows_in_batches):
+    """Each method's outputs for ``rows_in_batches`` (lists of row indices)
+    equal its outputs for the whole of ``X``."""
+    for method in model[1]:
+        predict = getattr(model[0], method)
+        whole = predict(X)
+        by_batch = np.empty_like(whole)
+        for rows in rows_in_batches:
+            by_batch[rows] = predict(X[rows])
+        np.testing.assert_allclose(by_batch, whole, rtol=0, atol=1e-12)
+
+
+@settings(max_examples=5, **SETTINGS)
+@given(seed=st.integers(0, 2**32 - 1), n_batches=st.integers(2, 12))
+@pytest.mark.parametrize("name", BATCH_MODELS)
+def test_predictions_do_not_depend_on_the_batch_a_row_is_in(name, seed, n_batches):
+    model, X, methods = batch_model(name)
+    # Random rows (not contiguous runs) in batches of random sizes, some of one row.
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(X.shape[0])
+    cuts = np.sort(rng.choice(np.arange(1, X.shape[0]), n_batches - 1, replace=False))
+    assert_batch_invariant((model, methods), X, np.split(order, cuts))
+
+
+@pytest.mark.parametrize("name", BATCH_MODELS)
+def test_predictions_one_row_at_a_time_equal_the_whole_batchs(name):
+    model, X, methods = batch_model(name)
+    rows = [[i] for i in range(X.shape[0])]
+    assert_batch_invariant((model, methods), X, rows)
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        PrunedClassifier(random_state=0),
+        PrunedRegressor(random_state=0, granularity="neuron"),
+    ],
+    ids=["PrunedClassifier", "PrunedRegressor"],
+)
+def test_scikit_learns_subset_invariance_check_passes(estimator):
+    check_methods_subset_invariance(type(estimator).__name__, estimator)
+
+
+def test_float64_prediction_holds_in_its_own_thread_and_only_for_mlp_module():
+    """The switch is a context variable: a thread predicting at the same time,
+    and training outside it, keep float32; a user's module built on
+    SparseLinear is left as it is."""
+    module = MLPModule(n_features=6, n_classes=3, hidden_layer_sizes=(4,)).eval()
+    layer = SparseLinear(6, 3)
+    x = torch.rand(5, 6)
+    inside, outside = threading.Event(), threading.Event()
+    dtypes = {}
+
+    def predict_outside():
+        inside.wait()
+        dtypes["other thread"] = module(x).dtype
+        outside.set()
+
+    thread = threading.Thread(target=predict_outside)
+    thread.start()
+    with float64_prediction():
+        inside.set()
+        outside.wait()
+        dtypes["inside"] = module(x).dtype
+        dtypes["sparse layer"] = layer(x).dtype
+    thread.join()
+    dtypes["after"] = module.train()(x).dtype
+    assert dtypes == {
+        "other thread": torch.float32,
+        "inside": torch.float64,
+        "sparse layer": torch.float32,
+        "after": torch.float32,
+    }
