@@ -20,6 +20,7 @@ from joblib import Parallel, delayed, parallel_config
 from sklearn.base import clone
 from skorch import NeuralNetClassifier
 from skorch.callbacks import Callback
+from threadpoolctl import threadpool_limits
 from torch import nn
 
 import skprune
@@ -103,7 +104,7 @@ def in_threads_at_once(jobs):
     return results
 
 
-def assert_same_fit(first, second, X):
+def assert_same_fit(first, second, X, threads=1):
     """Weights, masks, thread counts and predictions equal bit for bit."""
     a = first.estimator_.module_.state_dict()
     b = second.estimator_.module_.state_dict()
@@ -113,9 +114,9 @@ def assert_same_fit(first, second, X):
     assert first.masks_.keys() == second.masks_.keys()
     for name in first.masks_:
         assert np.array_equal(first.masks_[name], second.masks_[name]), name
-    threads = first.estimator_.history[:, "torch_threads"]
-    assert threads == second.estimator_.history[:, "torch_threads"]
-    assert set(threads) == {1}
+    counts = first.estimator_.history[:, "torch_threads"]
+    assert counts == second.estimator_.history[:, "torch_threads"]
+    assert set(counts) == {threads}
     method = "predict_proba" if hasattr(first, "predict_proba") else "predict"
     assert np.array_equal(getattr(first, method)(X), getattr(second, method)(X))
 
@@ -186,6 +187,64 @@ def test_a_thread_drawing_from_torchs_global_generator_does_not_change_a_fit(dat
 
     disturbed, _ = in_threads_at_once([(fit_then_stop, ()), (draw_until_done, ())])
     assert_same_fit(alone, disturbed, X)
+
+
+#: Set when the fit holding one thread is training, and when the other one is.
+ONE_THREAD_TRAINING, TWO_THREADS_TRAINING = threading.Event(), threading.Event()
+
+
+class Signals(Callback):
+    """Sets ``ready`` at the first epoch, then waits (up to a minute) for ``other``."""
+
+    def __init__(self, ready="", other=""):
+        self.ready, self.other = ready, other
+
+    def on_epoch_begin(self, net, **kwargs):
+        globals()[self.ready].set()
+        if self.other:
+            globals()[self.other].wait(timeout=60)
+
+
+@pytest.fixture
+def two_torch_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    ONE_THREAD_TRAINING.clear()
+    TWO_THREADS_TRAINING.clear()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_a_fit_limited_to_one_thread_does_not_limit_a_fit_starting_meanwhile(
+    data, two_torch_threads
+):
+    X, y, _ = data
+
+    def limited(signals=()):
+        estimator = classifier(0)
+        estimator.estimator.callbacks.extend(signals)
+        with threadpool_limits(1, user_api="openmp"):
+            return fit(estimator, X, y)
+
+    def unlimited(signals=(), wait=False):
+        if wait:  # first touch torch once the limited fit trains
+            ONE_THREAD_TRAINING.wait(timeout=60)
+        estimator = classifier(1)
+        estimator.estimator.callbacks.extend(signals)
+        return fit(estimator, X, y)
+
+    alone = [in_threads_at_once([(job, ())])[0] for job in (limited, unlimited)]
+    together = in_threads_at_once(
+        [
+            (
+                limited,
+                ([("signal", Signals("ONE_THREAD_TRAINING", "TWO_THREADS_TRAINING"))],),
+            ),
+            (unlimited, ([("signal", Signals("TWO_THREADS_TRAINING"))], True)),
+        ]
+    )
+    assert_same_fit(alone[0], together[0], X, threads=1)
+    assert_same_fit(alone[1], together[1], X, threads=2)
 
 
 def test_cv_with_two_threads_equals_one_job(data):
