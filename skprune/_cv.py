@@ -72,7 +72,8 @@ class PrunedClassifierCV(PrunedClassifier):
     n_jobs : int, default=None
         Folds run in parallel with joblib; None is 1 unless in a
         :func:`joblib.parallel_backend` context, -1 is all processors. Results
-        do not depend on it, nor on the joblib backend (threads or processes).
+        do not depend on it, nor on the joblib backend (threads or processes),
+        where each fit gets the same torch thread count (see ``random_state``).
     retrain_epochs : int, default=None
         Epochs of retraining after each ratio of the path. None means a third of
         the net's ``max_epochs`` (at least 1): each step of the path removes a

@@ -242,8 +242,9 @@ class MLPModule(nn.Module):
         first = SparseLinear(sizes[0], sizes[1], sparse_grad=sparse_grad)
         # Built uninitialised: nn.Linear's own initialisation draws from the
         # global generator, which concurrent fits share.
+        device = first.weight.device  # torch's default device, as nn.Linear's
         rest = [
-            nn.utils.skip_init(nn.Linear, a, b)
+            nn.utils.skip_init(nn.Linear, a, b, device=device)
             for a, b in zip(sizes[1:-1], sizes[2:], strict=True)
         ]
         for layer in rest:
