@@ -357,10 +357,10 @@ class GlobalDrawingModule(nn.Module):
         return self.output(self.dropout(torch.relu(self.hidden(x))))
 
 
-def test_a_module_drawing_from_the_global_generator_is_reproducible_in_sequence(data):
-    X, y, _ = data
-    net = NeuralNetClassifier(
-        GlobalDrawingModule,
+def user_net(module):
+    """A user's skorch net around their own module."""
+    return NeuralNetClassifier(
+        module,
         criterion=nn.CrossEntropyLoss,
         max_epochs=2,
         lr=0.05,
@@ -369,10 +369,52 @@ def test_a_module_drawing_from_the_global_generator_is_reproducible_in_sequence(
         verbose=0,
         callbacks=[("threads", RecordsThreads())],
     )
+
+
+def test_a_module_drawing_from_the_global_generator_is_reproducible_in_sequence(data):
+    X, y, _ = data
+    net = user_net(GlobalDrawingModule)
     estimator = PrunedClassifier(net, prune_ratio=0.5, retrain_epochs=1, random_state=0)
     state = torch.get_rng_state()
     assert_same_fit(fit(estimator, X, y), fit(estimator, X, y), X)
     assert torch.equal(torch.get_rng_state(), state)
+
+
+class FitGeneratorModule(GlobalDrawingModule):
+    """A user module that draws only from skprune.fit_generator()."""
+
+    def __init__(self, n_features=400, n_classes=3):
+        super().__init__(n_features, n_classes)
+        for layer in (self.hidden, self.output):  # all that nn.Linear drew
+            nn.init.normal_(layer.weight, std=0.1, generator=fit_generator())
+            nn.init.normal_(layer.bias, std=0.1, generator=fit_generator())
+
+    def forward(self, x):
+        hidden = torch.relu(self.hidden(x))
+        if self.training:  # its own dropout, from the fit's generator
+            keep = torch.full_like(hidden, 0.5)
+            hidden = hidden * torch.bernoulli(keep, generator=fit_generator()) * 2
+        return self.output(hidden)
+
+
+def test_a_module_drawing_from_fit_generator_fits_at_once_in_threads_as_in_sequence(
+    data,
+):
+    X, y, _ = data
+    estimators = [
+        PrunedClassifier(
+            user_net(FitGeneratorModule),
+            prune_ratio=0.5,
+            retrain_epochs=1,
+            random_state=seed,
+        )
+        for seed in (0, 1)
+    ]
+    sequential = [fit(estimator, X, y) for estimator in estimators]
+    threaded = in_threads_at_once([(fit, (e, X, y)) for e in estimators])
+    assert_different_fits(*sequential)
+    for alone, together in zip(sequential, threaded, strict=True):
+        assert_same_fit(alone, together, X)
 
 
 # What the fit's generators feed ---------------------------------------------------
