@@ -16,6 +16,8 @@
 - :mod:`skprune.data`: batching scipy sparse matrices as torch sparse tensors.
 - :mod:`skprune.optim`: :class:`~skprune.optim.LazyAdam`, Adam with row-sparse steps.
 - :mod:`skprune.datasets`: a generator of text-like sparse data.
+- :func:`fit_generator`: the running fit's own torch generator, for modules of
+  your own that should draw from it.
 - :func:`save` and :func:`load`: files that load without pickle, running no code
   (:mod:`skprune.persistence`).
 """
@@ -23,6 +25,7 @@
 from ._classifier import PrunedClassifier, default_classifier_net
 from ._compressed import CompressedClassifier
 from ._cv import PrunedClassifierCV
+from ._random import fit_generator
 from ._regressor import CompressedRegressor, PrunedRegressor, default_regressor_net
 from .modules import MLPModule
 from .persistence import load, save
@@ -36,6 +39,7 @@ __all__ = [
     "PrunedRegressor",
     "default_classifier_net",
     "default_regressor_net",
+    "fit_generator",
     "load",
     "save",
 ]

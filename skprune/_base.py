@@ -2,7 +2,7 @@
 
 :class:`BasePruned` orchestrates: it validates parameters and data, clones the
 wrapped skorch net, plugs in the sparse data path and the :class:`Pruning`
-callback, trains under a private random state, and turns what the callback holds
+callback, trains with generators of its own, and turns what the callback holds
 into fitted attributes. It does no tensor arithmetic of its own. Task-specific
 subclasses (:class:`skprune.PrunedClassifier`) add target handling and the
 prediction methods.
@@ -10,7 +10,6 @@ prediction methods.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
 import warnings
@@ -29,6 +28,7 @@ from torch.utils.data import DataLoader
 
 from ._budget import default_max_epochs
 from ._params import PRUNING_PARAMETER_CONSTRAINTS
+from ._random import fit_random_state
 from ._threads import thread_budget
 from ._validation import validate_data
 from .callbacks import Pruning
@@ -188,7 +188,8 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
         if weights is not None:
             net.set_params(**_weighted_training(net, weights))
 
-        with _private_random_state(seed, net.device), thread_budget():
+        # Its own generators: fits at once in threads must not share torch's.
+        with fit_random_state(seed, net.device), thread_budget():
             net.initialize()
             _check_outputs_suit_criterion(net, X, y)
             _check_gradients_suit_optimizer(net, sparse_input=sp.issparse(X))
@@ -328,25 +329,6 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
-
-
-@contextlib.contextmanager
-def _private_random_state(seed: int, device):
-    """Seed torch for one fit, and give the caller's random state back afterwards.
-
-    Only the generators of the devices the fit uses are forked and seeded:
-    ``torch.manual_seed`` would also (lazily) reseed every CUDA device, which a
-    CPU fit must leave alone.
-    """
-    device = torch.device("cpu" if device is None else device)
-    cuda = []
-    if device.type == "cuda" and torch.cuda.is_available():
-        cuda = [torch.cuda.current_device() if device.index is None else device.index]
-    with torch.random.fork_rng(devices=cuda, device_type="cuda"):
-        torch.random.default_generator.manual_seed(seed)
-        for index in cuda:
-            torch.cuda.default_generators[index].manual_seed(seed)
-        yield
 
 
 def _train(net, X, y, **fit_params) -> None:

@@ -134,7 +134,14 @@ class PrunedClassifier(ClassifierMixin, BasePruned):
         ``["layers.0.weight"]``; None means every layer but the output layer.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, shuffling, dropout and random importance;
-        an int makes two fits give identical predictions.
+        an int makes two fits give identical predictions. Each fit draws from
+        torch generators of its own (:func:`skprune.fit_generator`), so fits
+        run at once in threads, in processes or on Dask equal the same fits run
+        one after another, bit for bit, with the same intra-op thread count.
+        The exception is a module of your own that draws from torch's global
+        generator (``torch.nn.Linear``'s initialisation, ``torch.nn.Dropout``):
+        it is seeded too, so fits in sequence repeat, but fits at once in
+        threads share it.
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes in the training loss (and so in the gradients
         that ``importance="taylor"`` ranks by), ``{class_label: weight}``;

@@ -72,7 +72,8 @@ class PrunedClassifierCV(PrunedClassifier):
     n_jobs : int, default=None
         Folds run in parallel with joblib; None is 1 unless in a
         :func:`joblib.parallel_backend` context, -1 is all processors. Results
-        do not depend on it.
+        do not depend on it, nor on the joblib backend (threads or processes),
+        where each fit gets the same torch thread count (see ``random_state``).
     retrain_epochs : int, default=None
         Epochs of retraining after each ratio of the path. None means a third of
         the net's ``max_epochs`` (at least 1): each step of the path removes a
@@ -84,7 +85,9 @@ min_keep, prune_output, prune_bias, layers
         As in :class:`PrunedClassifier`.
     random_state : int, RandomState instance or None, default=None
         Seeds the training: all folds train with one seed drawn from it, and
-        the refit is seeded with it as :class:`PrunedClassifier` would be.
+        the refit is seeded with it as :class:`PrunedClassifier` would be
+        (whose ``random_state`` says what a module of your own must do for
+        ``n_jobs`` not to matter).
     verbose : int, default=0
         1 prints one line per fold and ratio (see
         :class:`skprune.progress.PruningProgress`, plus the held-out score), and

@@ -46,6 +46,8 @@ try:  # numba is optional: every caller has a torch or scipy path without it.
 except ImportError:  # pragma: no cover - exercised where numba is absent
     numba = None
 
+from ._threads import set_this_threads_count
+
 __all__ = [
     "HAVE_NUMBA",
     "CheckedCSR",
@@ -435,12 +437,13 @@ def _compiled(name: str):
 
     def run(*args):
         # numba's OpenMP layer sets the process's OpenMP thread count, which
-        # torch shares: put torch's own setting back after every call.
+        # torch shares: put torch's own setting back after every call (for this
+        # thread only: fits in other threads keep theirs).
         try:
             return kernel(*args)
         finally:
             if torch.get_num_threads() != n_threads:
-                torch.set_num_threads(n_threads)
+                set_this_threads_count(n_threads)
 
     return run
 

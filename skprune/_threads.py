@@ -21,11 +21,12 @@ No scikit-learn here.
 from __future__ import annotations
 
 import os
+import threading
 from contextlib import contextmanager
 
 import torch
 
-__all__ = ["allowed_threads", "thread_budget"]
+__all__ = ["allowed_threads", "set_this_threads_count", "thread_budget"]
 
 
 def allowed_threads() -> int:
@@ -47,15 +48,41 @@ def thread_budget():
 
     The caller's setting is restored afterwards, also when the block raises.
     """
-    before = torch.get_num_threads()
+    with _COUNT_LOCK:  # a thread's first count is read while no fit changes it
+        before = torch.get_num_threads()
     allowed = allowed_threads()
     if allowed < before:
-        torch.set_num_threads(allowed)
+        set_this_threads_count(allowed)
     try:
         yield allowed
     finally:
         if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
+            set_this_threads_count(before)
+
+
+#: Held while torch's count for threads yet to start may be another fit's.
+_COUNT_LOCK = threading.Lock()
+
+
+def set_this_threads_count(n: int) -> None:
+    """``torch.set_num_threads(n)`` for the calling thread only.
+
+    torch also makes ``n`` the count that every thread adopts when it first uses
+    torch, so a fit limited to one thread would limit a fit that starts in a new
+    thread meanwhile; a short-lived thread puts that count back.
+    """
+    with _COUNT_LOCK:
+        later = _in_new_thread(torch.get_num_threads)
+        torch.set_num_threads(n)
+        _in_new_thread(torch.set_num_threads, later)
+
+
+def _in_new_thread(function, *args):
+    result = []
+    thread = threading.Thread(target=lambda: result.append(function(*args)))
+    thread.start()
+    thread.join()
+    return result[0]
 
 
 def _openmp_limits() -> list[int]:

@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from ._kernels import check_compressed_structure, check_index_range
+from ._random import fit_generator
 
 __all__ = ["BatchLoader", "SparseDataset", "as_canonical_csr", "to_torch"]
 
@@ -178,8 +179,9 @@ class BatchLoader:
     dataset : SparseDataset or torch.utils.data.Subset of one
     batch_size : int, default=128
     shuffle : bool, default=False
-        Draw a new permutation of the rows each epoch, from torch's global random
-        number generator (seeded by the estimator's ``random_state``).
+        Draw a new permutation of the rows each epoch, from the running fit's
+        generator (:func:`skprune.fit_generator`, seeded by the estimator's
+        ``random_state``); outside a fit, from torch's global generator.
     drop_last : bool, default=False
         Drop the last batch when it is smaller than ``batch_size``.
     densify : bool, default=False
@@ -234,7 +236,9 @@ class BatchLoader:
 
     def __iter__(self):
         n = len(self._rows) if self._rows is not None else len(self._base)
-        order = torch.randperm(n).numpy() if self.shuffle else None
+        order = None
+        if self.shuffle:
+            order = torch.randperm(n, generator=fit_generator()).numpy()
         X, y = self._base.X, self._base.y
         for batch in range(len(self)):
             start, stop = batch * self.batch_size, min((batch + 1) * self.batch_size, n)

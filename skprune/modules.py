@@ -20,6 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ._kernels import kept_entries
+from ._random import fit_generator
 
 __all__ = ["MLPModule", "SparseLinear", "float64_prediction"]
 
@@ -112,11 +113,16 @@ class SparseLinear(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Initialise like :class:`torch.nn.Linear`: uniform in ``±1/sqrt(fan_in)``."""
+        """Initialise like :class:`torch.nn.Linear`: uniform in ``±1/sqrt(fan_in)``.
+
+        Draws from the running fit's generator (:func:`skprune.fit_generator`),
+        outside a fit from torch's global one.
+        """
+        generator = fit_generator(self.weight.device)
         bound = 1.0 / math.sqrt(self.in_features) if self.in_features else 0.0
-        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.weight, -bound, bound, generator=generator)
         if self.bias is not None:
-            nn.init.uniform_(self.bias, -bound, bound)
+            nn.init.uniform_(self.bias, -bound, bound, generator=generator)
 
     @torch.no_grad()
     def restrict_inputs(self, rows: torch.Tensor) -> None:
@@ -207,7 +213,9 @@ class MLPModule(nn.Module):
     activation : {"relu", "tanh", "logistic"}, default="relu"
         Non-linearity after each hidden layer.
     dropout : float, default=0.5
-        Dropout probability after each hidden layer's activation.
+        Dropout probability after each hidden layer's activation, as
+        ``torch.nn.Dropout`` (``module.dropout.p``) but drawn, during a fit, from
+        the fit's own generator.
     sparse_grad : bool, default=False
         Passed to the first layer: make its gradient row-sparse. Needs an
         optimizer that accepts sparse gradients, such as
@@ -216,7 +224,12 @@ class MLPModule(nn.Module):
     Attributes
     ----------
     layers : torch.nn.ModuleList
-        The affine layers, input first, output last.
+        The affine layers, input first, output last. Initialised like
+        ``torch.nn.Linear``, from the running fit's generator
+        (:func:`skprune.fit_generator`); constructed outside a fit, from torch's
+        global generator.
+    dropout : torch.nn.Dropout
+        The dropout after each hidden layer; ``dropout.p`` is its probability.
     accepts_sparse_input : bool
         Class attribute telling :class:`skprune.PrunedClassifier` that batches may
         be handed over as torch sparse tensors. Modules without it get dense
@@ -268,10 +281,18 @@ class MLPModule(nn.Module):
         self.n_classes = sizes[-1]
         self.hidden_layer_sizes = tuple(sizes[1:-1])
         first = SparseLinear(sizes[0], sizes[1], sparse_grad=sparse_grad)
-        rest = [nn.Linear(a, b) for a, b in zip(sizes[1:-1], sizes[2:], strict=True)]
+        # Built uninitialised: nn.Linear's own initialisation draws from the
+        # global generator, which concurrent fits share.
+        device = first.weight.device  # torch's default device, as nn.Linear's
+        rest = [
+            nn.utils.skip_init(nn.Linear, a, b, device=device)
+            for a, b in zip(sizes[1:-1], sizes[2:], strict=True)
+        ]
+        for layer in rest:
+            _init_like_linear(layer, fit_generator(layer.weight.device))
         self.layers = nn.ModuleList([first, *rest])
         self.activation = _ACTIVATIONS[activation]()
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = _FitDropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype = torch.float64 if _FLOAT64_PREDICTION.get() else None
@@ -289,3 +310,33 @@ def _affine(layer: nn.Module, x: torch.Tensor, dtype) -> torch.Tensor:
         return layer(x, dtype=dtype)
     bias = None if layer.bias is None else layer.bias.to(dtype)
     return F.linear(x.to(dtype), layer.weight.to(dtype), bias)
+
+
+def _init_like_linear(layer: nn.Linear, generator: torch.Generator | None) -> None:
+    """``nn.Linear.reset_parameters``, drawing from ``generator`` (None: global)."""
+    nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+    if layer.bias is not None:
+        bound = 1.0 / math.sqrt(layer.in_features) if layer.in_features else 0.0
+        nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+
+
+class _FitDropout(nn.Dropout):
+    """``nn.Dropout`` whose mask comes from the running fit's generator.
+
+    ``nn.Dropout`` can only draw from torch's global generator. In training mode
+    during a fit, each element is kept with probability ``1 - p`` and scaled by
+    ``1 / (1 - p)``, as ``nn.Dropout`` does; in evaluation mode it is the
+    identity, and outside a fit it is ``nn.Dropout`` itself.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        generator = fit_generator(x.device)
+        if generator is None or not self.training or self.p == 0.0:
+            return super().forward(x)
+        keep = 1.0 - self.p
+        noise = torch.empty_like(x)
+        if keep == 0.0:
+            noise.zero_()
+        else:
+            noise.bernoulli_(keep, generator=generator).div_(keep)
+        return x.mul_(noise) if self.inplace else x * noise

@@ -147,18 +147,19 @@ def test_logits_under_nll_loss_are_refused_before_training(data, net):
     assert_unfitted(clf)
 
 
+# 5 dense epochs: after 3, the held-out score straddles 0.8 from seed to seed.
 def test_users_probability_module_under_nll_loss_trains_and_generalises(data):
     X, y, X_test, y_test = data
-    clf = pruned(user_net(Probabilities, criterion=torch.nn.NLLLoss), prune_ratio=0.8)
-    clf.fit(X, y)
-    assert EPOCHS_SEEN == [1, 2, 3, 4, 5]
+    net = user_net(Probabilities, criterion=torch.nn.NLLLoss, max_epochs=5)
+    clf = pruned(net, prune_ratio=0.8).fit(X, y)
+    assert EPOCHS_SEEN == [1, 2, 3, 4, 5, 6, 7]
     assert clf.sparsity_ == pytest.approx(0.8, abs=1 / clf.n_params_)
     assert clf.score(X_test, y_test) > 0.8
 
 
 def test_users_own_criterion_on_logits_trains_and_generalises(data):
     X, y, X_test, y_test = data
-    clf = pruned(user_net(), prune_ratio=0.8).fit(X, y)
+    clf = pruned(user_net(max_epochs=5), prune_ratio=0.8).fit(X, y)
     assert isinstance(clf.estimator_.criterion_, SmoothedCrossEntropy)
     assert clf.score(X_test, y_test) > 0.8
 
