@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import SAMPLE_WEIGHT_EQUIVALENCE, small_net
+from conftest import SAMPLE_WEIGHT_EQUIVALENCE, parametrize_with_checks, small_net
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.model_selection import (
     GridSearchCV,
@@ -10,7 +10,6 @@ from sklearn.model_selection import (
     validation_curve,
 )
 from sklearn.pipeline import make_pipeline
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skprune import PrunedClassifier
 
