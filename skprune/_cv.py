@@ -363,7 +363,9 @@ n_params_, n_nonzero_params_, support_, pruning_report_, pruning_history_, flops
     def _make_pruning(
         self, net, seed: int, *, ratios, heldout=None, prefix: str = ""
     ) -> Pruning:
-        """The path callback along ``ratios``, scoring ``heldout`` at each."""
+        """The path callback along ``ratios``: it scores ``heldout`` (a fold's
+        :class:`_HeldOut`; None in the refit) at each ratio, and ``prefix`` leads
+        its progress lines."""
         # The parent builds the callback its parameters describe (with the
         # default retraining epochs filled in); the path callback takes them over.
         single = super()._make_pruning(net, seed)

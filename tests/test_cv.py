@@ -446,13 +446,20 @@ def test_groups_reach_the_splitter_and_no_fold_splits_a_group(text_data):
     assert sorted(set(held_out)) == [90, 120]
 
 
-def test_a_group_splitter_without_groups_is_refused_before_training(text_data):
+@pytest.mark.parametrize(
+    ("groups", "match"),
+    [(None, "groups"), (np.arange(10), "inconsistent numbers of samples")],
+    ids=["no-groups", "short-groups"],
+)
+def test_a_group_splitter_without_proper_groups_is_refused_before_training(
+    text_data, groups, match
+):
     X, y = text_data
-    with pytest.raises(ValueError, match="groups"):
-        quick_cv(
-            estimator=small_net(callbacks=[("fails", FailsIfTrained())]),
-            cv=GroupKFold(2),
-        ).fit(X, y)
+    clf = quick_cv(
+        estimator=small_net(callbacks=[("fails", FailsIfTrained())]), cv=GroupKFold(2)
+    )
+    with pytest.raises(ValueError, match=match):
+        clf.fit(X, y, groups=groups)
 
 
 def test_routed_groups_reach_the_splitter(text_data):
