@@ -161,7 +161,8 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
     # the fit sequence ---------------------------------------------------------
 
     @_all_or_nothing
-    def _fit(self, X, y, sample_weight=None):
+    def _fit(self, X, y, sample_weight=None, **pruning_options):
+        # pruning_options go to _make_pruning (PrunedClassifierCV's path and fold).
         net = self._check_estimator()
         X, y = validate_data(
             self,
@@ -183,7 +184,7 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
             )
             net.set_params(max_epochs=epochs)
         seed = int(check_random_state(self.random_state).randint(2**31 - 1))
-        pruning = self._make_pruning(net, seed)
+        pruning = self._make_pruning(net, seed, **pruning_options)
         net.set_params(**self._net_params(net, pruning))
         if weights is not None:
             net.set_params(**_weighted_training(net, weights))

@@ -15,12 +15,20 @@ from numbers import Integral
 
 import numpy as np
 from scipy.stats import rankdata
+from sklearn import get_config
 from sklearn.base import clone
 from sklearn.metrics import check_scoring, get_scorer_names
 from sklearn.model_selection import StratifiedKFold, check_cv
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.metadata_routing import (
+    UNUSED,
+    MetadataRouter,
+    MethodMapping,
+    process_routing,
+)
 from sklearn.utils.parallel import Parallel, delayed
+from sklearn.utils.validation import _check_sample_weight
 from sklearn_compat.base import _fit_context
 
 from ._base import ACCEPTED_SPARSE, _as_batchable
@@ -59,10 +67,15 @@ class PrunedClassifierCV(PrunedClassifier):
     cv : int, cross-validation generator or iterable, default=5
         As in :class:`~sklearn.model_selection.GridSearchCV`; an int is a
         :class:`~sklearn.model_selection.StratifiedKFold`, which needs at least
-        ``cv`` samples of every class.
+        ``cv`` samples of every class. A group splitter such as
+        :class:`~sklearn.model_selection.GroupKFold` takes the ``groups`` of
+        ``fit``.
     scoring : str, callable or None, default=None
         A scikit-learn scorer (see :func:`sklearn.metrics.check_scoring`); None
-        is accuracy.
+        is accuracy. At each point of a fold's path it is called with a fitted
+        :class:`PrunedClassifier` of that point: its ``prune_ratio`` the ratio
+        reached, its ``sparsity_``, ``masks_``, ``pruning_report_`` and other
+        fitted attributes those of the network as it is scored.
     select : {"1se", "best"}, default="1se"
         ``"1se"``: the sparsest ratio whose mean score is at least the best mean
         score minus its standard error (the best ratio's standard deviation
@@ -154,6 +167,9 @@ n_params_, n_nonzero_params_, support_, pruning_report_, pruning_history_, flops
         "n_jobs": [Interval(Integral, None, None, closed="neither"), None],
     }
 
+    # fit's groups are for the splitter (routed to it), not a request of this fit.
+    __metadata_request__fit = {"groups": UNUSED}
+
     def __init__(
         self,
         estimator=None,
@@ -200,7 +216,7 @@ n_params_, n_nonzero_params_, support_, pruning_report_, pruning_history_, flops
         self.class_weight = class_weight
 
     @_fit_context(prefer_skip_nested_validation=False)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, groups=None):
         """Cross-validate the pruning path, select a ratio and refit on all data.
 
         Parameters
@@ -208,8 +224,16 @@ n_params_, n_nonzero_params_, support_, pruning_report_, pruning_history_, flops
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
         sample_weight : array-like of shape (n_samples,), default=None
-            Weights of the samples in the training loss, in every fold (their
-            training part) and in the refit; see ``class_weight``.
+            Non-negative weights of the samples in the training loss, in every
+            fold (their training part) and in the refit; see ``class_weight``.
+            Checked before any training. The held-out scores are unweighted.
+        groups : array-like of shape (n_samples,), default=None
+            Group labels of the samples, for a splitter such as
+            :class:`~sklearn.model_selection.GroupKFold`: passed to
+            ``cv.split``, as :class:`~sklearn.model_selection.GridSearchCV`
+            does. With metadata routing enabled
+            (``sklearn.set_config(enable_metadata_routing=True)``) they are
+            routed to the splitter when it requests them.
 
         Returns
         -------
@@ -224,13 +248,18 @@ n_params_, n_nonzero_params_, support_, pruning_report_, pruning_history_, flops
             dtype=np.float32,
             ensure_min_samples=2,
         )
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(
+                sample_weight, X_checked, dtype=np.float64, ensure_non_negative=True
+            )
+        split_params = self._split_params(sample_weight, groups)
         X_checked = _as_batchable(X_checked)
         encoded = self._encode_targets(y_checked)
         cv = check_cv(self.cv, encoded, classifier=True)
         self._check_folds(cv, encoded)
         scorer = check_scoring(self, scoring=self.scoring)
         seed = int(check_random_state(self.random_state).randint(2**31 - 1))
-        splits = list(cv.split(X_checked, encoded))
+        splits = list(cv.split(X_checked, encoded, **split_params))
         n_splits = len(splits)
 
         fold = clone(self).set_params(random_state=seed)
@@ -239,7 +268,7 @@ n_params_, n_nonzero_params_, support_, pruning_report_, pruning_history_, flops
                 fold,
                 X_checked,
                 y_checked,
-                None if sample_weight is None else np.asarray(sample_weight)[train],
+                None if sample_weight is None else sample_weight[train],
                 train,
                 test,
                 tuple(ratios),
@@ -272,13 +301,39 @@ n_params_, n_nonzero_params_, support_, pruning_report_, pruning_history_, flops
         self.prune_ratio_ = float(candidates[index])
 
         # The refit: the same path on all the data, up to the selected ratio.
-        self._path = tuple(r for r in ratios if r <= self.prune_ratio_)
-        self._path_prefix = "refit  "
-        try:
-            self._fit(X, y, sample_weight)
-        finally:
-            del self._path, self._path_prefix
-        return self
+        path = tuple(r for r in ratios if r <= self.prune_ratio_)
+        return self._fit(X, y, sample_weight, ratios=path, prefix="refit  ")
+
+    def _split_params(self, sample_weight, groups) -> dict:
+        """What ``cv.split`` is given besides ``X`` and ``y``."""
+        if not get_config()["enable_metadata_routing"]:
+            return {"groups": groups}
+        # As GridSearchCV: only metadata actually given is validated and routed.
+        given = {"sample_weight": sample_weight, "groups": groups}
+        routed = process_routing(
+            self,
+            "fit",
+            **{key: value for key, value in given.items() if value is not None},
+        )
+        return routed["splitter"]["split"]
+
+    def get_metadata_routing(self) -> MetadataRouter:
+        """Metadata routing: ``sample_weight`` for this fit, ``groups`` for ``cv``.
+
+        See the :ref:`User Guide <metadata_routing>` of scikit-learn.
+
+        Returns
+        -------
+        routing : sklearn.utils.metadata_routing.MetadataRouter
+        """
+        return (
+            MetadataRouter(owner=self)
+            .add_self_request(self)
+            .add(
+                splitter=check_cv(self.cv, classifier=True),
+                method_mapping=MethodMapping().add(caller="fit", callee="split"),
+            )
+        )
 
     def _check_ratios(self) -> np.ndarray:
         ratios = np.asarray(self.prune_ratios, dtype=float)
@@ -308,7 +363,12 @@ n_params_, n_nonzero_params_, support_, pruning_report_, pruning_history_, flops
                 "samples; lower cv or pass a splitter of your own."
             )
 
-    def _make_pruning(self, net, seed: int) -> Pruning:
+    def _make_pruning(
+        self, net, seed: int, *, ratios, heldout=None, prefix: str = ""
+    ) -> Pruning:
+        """The path callback along ``ratios``: it scores ``heldout`` (a fold's
+        :class:`_HeldOut`; None in the refit) at each ratio, and ``prefix`` leads
+        its progress lines."""
         # The parent builds the callback its parameters describe (with the
         # default retraining epochs filled in); the path callback takes them over.
         single = super()._make_pruning(net, seed)
@@ -319,30 +379,27 @@ n_params_, n_nonzero_params_, support_, pruning_report_, pruning_history_, flops
         }
         if self.retrain_epochs is None:
             params["retrain_epochs"] = max(1, int(net.max_epochs) // 3)
-        pruning = _PathPruning(ratios=self._path, **params).initialize()
-        heldout = getattr(self, "_heldout", None)
-        if heldout is not None:
-            pruning.heldout_ = heldout
-        self._path_pruning = pruning
+        pruning = _PathPruning(ratios=ratios, **params).initialize()
+        pruning.heldout_ = heldout
+        pruning.prefix_ = prefix
         return pruning
 
     def _net_params(self, net, pruning) -> dict:
         params = super()._net_params(net, pruning)
         for _, callback in params["callbacks"]:
             if isinstance(callback, PruningProgress):
-                callback.set_params(prefix=self._path_prefix)
+                callback.set_params(prefix=pruning.prefix_)
         return params
 
 
 def _fit_fold_path(fold, X, y, sample_weight, train, test, ratios, scorer, prefix):
     """Train one fold along the path; its held-out scores and cumulative times."""
     fold = clone(fold)
-    fold._path = ratios
-    fold._path_prefix = prefix
-    X_test, y_test = X[test], y[test]
-    fold._heldout = _HeldOut(X_test, y_test, scorer, fold)
-    fold._fit(X[train], y[train], sample_weight)
-    pruning = fold._path_pruning
+    heldout = _HeldOut(X[test], y[test], scorer, fold)
+    fold._fit(
+        X[train], y[train], sample_weight, ratios=ratios, heldout=heldout, prefix=prefix
+    )
+    pruning = _path_pruning(fold.estimator_)
     if fold.verbose:
         print(
             f"{prefix}done  held-out "
@@ -354,17 +411,38 @@ def _fit_fold_path(fold, X, y, sample_weight, train, test, ratios, scorer, prefi
     return pruning.scores_, pruning.times_
 
 
+def _path_pruning(net) -> _PathPruning:
+    """The path callback of a fitted net."""
+    (pruning,) = [cb for _, cb in net.callbacks_ if isinstance(cb, _PathPruning)]
+    return pruning
+
+
 class _HeldOut:
-    """Scores a fold's network on the fold's held-out part with a scorer."""
+    """Scores a fold's network on the fold's held-out part with a scorer.
+
+    The scorer is handed a fitted :class:`PrunedClassifier` of the path's current
+    point: its ``prune_ratio`` the ratio just reached, its fitted attributes
+    (``sparsity_``, ``masks_``, ``pruning_report_``, ...) those of the network
+    as it is scored.
+    """
 
     def __init__(self, X, y, scorer, fold):
         self.X, self.y, self.scorer, self.fold = X, y, scorer, fold
 
-    def score(self, net) -> float:
-        view = PrunedClassifier(estimator=self.fold.estimator)
+    def score(self, net, pruning, ratio: float) -> float:
+        params = self.fold.get_params(deep=False)
+        view = PrunedClassifier(
+            **{
+                name: params[name]
+                for name in PrunedClassifier._get_param_names()
+                if name in params
+            },
+            prune_ratio=ratio,
+        )
         view.estimator_ = net
         view.classes_ = self.fold.classes_
         view.n_features_in_ = self.fold.n_features_in_
+        view._set_pruning_attributes(net, pruning)
         return float(self.scorer(view, self.X, self.y))
 
 
@@ -384,8 +462,9 @@ class _PathPruning(Pruning):
         )
         self.ratios = ratios  # as given, so that clone() finds it unchanged
         # Set by the estimator after construction; skorch re-initialises
-        # callbacks, so initialize() leaves it alone.
+        # callbacks, so initialize() leaves them alone.
         self.heldout_ = None
+        self.prefix_ = ""
 
     @classmethod
     def _get_param_names(cls):
@@ -431,7 +510,8 @@ class _PathPruning(Pruning):
         if self.heldout_ is None:
             return
         self.times_.append(time.perf_counter() - self.start_time_)
-        score = self.heldout_.score(net)
+        ratio = (0.0, *self.ratios)[len(self.scores_)]
+        score = self.heldout_.score(net, self, float(ratio))
         self.scores_.append(score)
         if self.history_:
             self.history_[-1]["heldout_score"] = score

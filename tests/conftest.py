@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from sklearn.utils import estimator_checks
 
 from skprune._classifier import default_classifier_net
 from skprune.datasets import make_text_classification
@@ -23,6 +24,20 @@ SAMPLE_WEIGHT_EQUIVALENCE = {
         "check_sample_weight_equivalence_on_sparse_data",
     )
 }
+
+
+def parametrize_with_checks(estimators, **params):
+    """scikit-learn's ``parametrize_with_checks``, with test IDs that name the
+    estimator's class instead of its repr: a skorch net's repr shows a set, whose
+    order changes from run to run, so a failing check could not be rerun by ID."""
+    mark = estimator_checks.parametrize_with_checks(estimators, **params)
+    return pytest.mark.parametrize(*mark.args, ids=_check_id)
+
+
+def _check_id(obj):
+    if hasattr(obj, "get_params"):
+        return type(obj).__name__
+    return estimator_checks._get_check_estimator_ids(obj)  # the check's name
 
 
 def small_net(**params):

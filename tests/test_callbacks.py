@@ -3,6 +3,7 @@
 import inspect
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from conftest import small_net
@@ -322,7 +323,6 @@ def test_history_records_scores_before_after_and_after_retraining(text_data):
     logits = clf.estimator_.forward(X)
     loss = torch.nn.functional.cross_entropy(logits, torch.as_tensor(y))
     assert rows[-1]["loss_retrained"] == pytest.approx(float(loss), rel=1e-5)
-    pd = pytest.importorskip("pandas")
     assert list(pd.DataFrame(clf.pruning_report_).columns)[:2] == ["layer", "shape"]
     assert len(pd.DataFrame(rows)) == 2
 

@@ -5,11 +5,13 @@ import pickle
 
 import joblib
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
 from conftest import small_net
 from sklearn.base import clone
+from sklearn.model_selection import train_test_split
 from skorch import NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import EpochScoring
 
@@ -31,9 +33,13 @@ def fitted(X, y, **params):
 
 def test_default_classifier_prunes_to_the_ratio_and_learns(text_data):
     X, y = text_data
-    clf = PrunedClassifier(prune_ratio=0.9, random_state=0).fit(X, y)
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=0.3, stratify=y, random_state=0
+    )
+    clf = PrunedClassifier(prune_ratio=0.9, random_state=0).fit(X_train, y_train)
     assert clf.sparsity_ == pytest.approx(0.9, abs=1e-6)
-    assert clf.score(X, y) > 0.9
+    # On held-out rows (3 balanced classes, chance 1/3; 0.88 where written).
+    assert clf.score(X_test, y_test) > 0.8
     assert clf.n_nonzero_params_ == round(0.1 * clf.n_params_)
 
 
@@ -150,11 +156,13 @@ def test_decision_function_gives_logits_that_rank_like_probabilities(text_data):
 
 def test_string_labels_are_encoded_and_predicted_back(text_data):
     X, y = text_data
-    labels = np.array(["spam", "ham", "eggs"])[y]
-    clf = fitted(X, labels)
-    np.testing.assert_array_equal(clf.classes_, ["eggs", "ham", "spam"])
-    assert set(clf.predict(X)) <= set(labels)
-    assert clf.predict_proba(X).shape == (X.shape[0], 3)
+    names = np.array(["eggs", "ham", "spam"])  # sorted: they encode as y itself
+    clf = fitted(X, names[y])
+    np.testing.assert_array_equal(clf.classes_, names)
+    # The same training as on the integer labels, predicted back as strings.
+    integer = fitted(X, y)
+    np.testing.assert_array_equal(clf.predict_proba(X), integer.predict_proba(X))
+    np.testing.assert_array_equal(clf.predict(X), names[integer.predict(X)])
 
 
 @pytest.mark.parametrize(
@@ -270,7 +278,6 @@ def test_int64_indexed_csr_trains_like_int32(text_data):
 
 
 def test_dataframe_input_sets_feature_names(text_data):
-    pd = pytest.importorskip("pandas")
     X, y = text_data
     frame = pd.DataFrame(X[:, :20].toarray(), columns=[f"w{i}" for i in range(20)])
     clf = fitted(frame, y)

@@ -1,20 +1,24 @@
 """PrunedClassifierCV: one pruning path per fold, selection, refit, bad input."""
 
+import re
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
+import sklearn
 import torch
-from conftest import SAMPLE_WEIGHT_EQUIVALENCE, small_net
+from conftest import SAMPLE_WEIGHT_EQUIVALENCE, parametrize_with_checks, small_net
 from sklearn.base import clone
-from sklearn.metrics import log_loss
-from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.metrics import accuracy_score, log_loss
+from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold, cross_validate
 from sklearn.utils import check_random_state
-from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNetClassifier
 from skorch.callbacks import Callback
 
 from skprune import PrunedClassifier, PrunedClassifierCV
-from skprune._cv import _select
+from skprune._cv import _path_pruning, _select
 from skprune.callbacks import Pruning
 
 
@@ -36,9 +40,30 @@ def fold_seed(random_state):
 
 
 @pytest.fixture(scope="module")
-def fitted(text_data):
+def fitted_and_seconds(text_data):
     X, y = text_data
-    return quick_cv().fit(X, y)
+    start = time.perf_counter()
+    clf = quick_cv().fit(X, y)
+    return clf, time.perf_counter() - start
+
+
+@pytest.fixture(scope="module")
+def fitted(fitted_and_seconds):
+    return fitted_and_seconds[0]
+
+
+def one_standard_error_choice(cv_results):
+    """The row the one-standard-error rule picks, computed from the split scores
+    alone: the sparsest whose mean is at least the best mean minus the best's
+    standard error (its standard deviation over the folds / sqrt(folds))."""
+    n_splits = sum(
+        re.fullmatch(r"split\d+_test_score", key) is not None for key in cv_results
+    )
+    splits = np.array([cv_results[f"split{k}_test_score"] for k in range(n_splits)])
+    means = splits.mean(axis=0)
+    best = int(np.argmax(means))
+    threshold = means[best] - splits[:, best].std() / np.sqrt(n_splits)
+    return max(i for i, mean in enumerate(means) if mean >= threshold)
 
 
 CHECKED = [
@@ -59,15 +84,18 @@ def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
 
 
-def test_cv_results_have_one_row_per_ratio_after_the_control(fitted):
+def test_cv_results_have_one_row_per_ratio_after_the_control(fitted_and_seconds):
+    fitted, seconds = fitted_and_seconds
     results = pd.DataFrame(fitted.cv_results_)
     assert list(results["param_prune_ratio"]) == [0.0, 0.75, 0.9375]
     assert list(results["params"]) == [{"prune_ratio": r} for r in (0.0, 0.75, 0.9375)]
     splits = results[[f"split{k}_test_score" for k in range(3)]].to_numpy()
     np.testing.assert_allclose(results["mean_test_score"], splits.mean(axis=1))
     np.testing.assert_allclose(results["std_test_score"], splits.std(axis=1))
-    # Along the path, reaching a sparser ratio takes longer.
+    # Fit times are cumulative along each fold's path, and the folds ran one
+    # after another inside fit: their last times add up to less than the fit.
     assert np.all(np.diff(results["mean_fit_time"]) > 0)
+    assert 3 * results["mean_fit_time"].iloc[-1] < seconds
     assert fitted.n_splits_ == 3
     np.testing.assert_array_equal(fitted.prune_ratios_, [0.75, 0.9375])
 
@@ -75,8 +103,11 @@ def test_cv_results_have_one_row_per_ratio_after_the_control(fitted):
 def test_selected_ratio_is_refitted_on_all_the_data(fitted, text_data):
     X, _ = text_data
     results = fitted.cv_results_
-    assert fitted.prune_ratio_ == results["param_prune_ratio"][fitted.best_index_]
-    assert fitted.best_score_ == results["mean_test_score"][fitted.best_index_]
+    chosen = one_standard_error_choice(results)
+    assert fitted.best_index_ == chosen
+    assert fitted.prune_ratio_ == (0.0, 0.75, 0.9375)[chosen]
+    splits = [results[f"split{k}_test_score"][chosen] for k in range(3)]
+    assert fitted.best_score_ == pytest.approx(np.mean(splits), abs=1e-12)
     assert fitted.sparsity_ == pytest.approx(fitted.prune_ratio_, abs=1e-3)
     assert [row["target_ratio"] for row in fitted.pruning_history_] == [
         r for r in (0.75, 0.9375) if r <= fitted.prune_ratio_
@@ -273,13 +304,238 @@ def test_the_fitted_net_clones_and_its_clone_refits_along_the_same_path(
     X, y = text_data
     net = clone(fitted.estimator_)
     (path,) = [cb for _, cb in net.callbacks if isinstance(cb, Pruning)]
-    assert path.get_params()["ratios"] == fitted._path_pruning.ratios
+    fitted_path = _path_pruning(fitted.estimator_)
+    assert path.get_params()["ratios"] == fitted_path.ratios
     assert "prune_ratio" not in path.get_params()
     with torch.random.fork_rng():
         torch.manual_seed(0)
         net.initialize()
         net.partial_fit(X, y, epochs=path.total_epochs)
     assert [step.ratio for step in path.steps_] == [
-        float(r) for r in fitted._path_pruning.ratios
+        float(r) for r in fitted_path.ratios
     ]
     assert path.history_[-1]["sparsity"] == pytest.approx(fitted.prune_ratio_, abs=1e-6)
+
+
+# Selection, checked on fitted cv_results_ ---------------------------------------
+
+# Scores a scorer hands out by ratio and by held-out size (which tells the folds of
+# SIZED_FOLDS apart). 0.75 has the best mean, 0.90, spread over the folds: its
+# standard error is 0.0816 / sqrt(3) = 0.047. In WITHIN, 0.9375 is within one
+# standard error of it (0.86 >= 0.853); in OUTSIDE it is not (0.84), although it
+# is within one standard deviation (0.818), which the rule must not use.
+WITHIN = {
+    0.0: {90: 0.80, 100: 0.80, 110: 0.80},
+    0.75: {90: 0.80, 100: 0.90, 110: 1.00},
+    0.9375: {90: 0.86, 100: 0.86, 110: 0.86},
+}
+OUTSIDE = {**WITHIN, 0.9375: {90: 0.84, 100: 0.84, 110: 0.84}}
+SIZED_FOLDS = [
+    (np.setdiff1d(np.arange(300), test), test)
+    for test in (np.arange(0, 90), np.arange(90, 190), np.arange(190, 300))
+]
+
+
+@pytest.mark.parametrize(
+    ("table", "select", "expected"),
+    [(WITHIN, "1se", 2), (WITHIN, "best", 1), (OUTSIDE, "1se", 1)],
+    ids=["1se-sparser-than-best", "best", "1se-outside-one-error"],
+)
+def test_selection_rule_on_fitted_cv_results(text_data, table, select, expected):
+    X, y = text_data
+
+    def table_scorer(estimator, X, y):
+        return table[estimator.prune_ratio][len(y)]
+
+    clf = quick_cv(cv=SIZED_FOLDS, scoring=table_scorer, select=select).fit(X, y)
+    splits = np.array([clf.cv_results_[f"split{k}_test_score"] for k in range(3)])
+    np.testing.assert_array_equal(
+        splits.T, [[table[r][len(t)] for _, t in SIZED_FOLDS] for r in table]
+    )
+    means = splits.mean(axis=0)
+    assert int(np.argmax(means)) == 1
+    if select == "1se":  # the rule recomputed from the split scores alone
+        assert one_standard_error_choice(clf.cv_results_) == expected
+    assert clf.best_index_ == expected
+    assert clf.prune_ratio_ == (0.0, 0.75, 0.9375)[expected]
+    assert clf.best_score_ == pytest.approx(means[expected], abs=1e-12)
+    assert clf.sparsity_ == pytest.approx(clf.prune_ratio_, abs=1 / clf.n_params_)
+
+
+# The scorer sees a fitted PrunedClassifier ----------------------------------------
+
+
+def test_a_custom_scorer_sees_a_fitted_prunedclassifier_at_each_ratio(text_data):
+    X, y = text_data
+    seen = []
+
+    def sparsity(estimator, X_test, y_test):
+        check_is_fitted(estimator)
+        weight = estimator.estimator_.module_.layers[0].weight.detach().numpy()
+        mask = estimator.masks_["layers.0.weight"]
+        seen.append(
+            {
+                "type": type(estimator),
+                "ratio": estimator.prune_ratio,
+                "steps": len(estimator.pruning_history_),
+                "nonzero": (estimator.n_nonzero_params_, np.count_nonzero(weight)),
+                "masked": (int(mask.sum()), np.count_nonzero(weight[mask])),
+                "report": estimator.pruning_report_[0]["kept"],
+                "accuracy": estimator.score(X_test, y_test),
+            }
+        )
+        return estimator.sparsity_
+
+    clf = quick_cv(scoring=sparsity).fit(X, y)
+    n_params = clf.n_params_
+    for k in range(3):
+        np.testing.assert_allclose(
+            clf.cv_results_[f"split{k}_test_score"],
+            [0.0, 0.75, 0.9375],
+            atol=1 / n_params,
+        )
+    assert len(seen) == 3 * 3  # folds x (control and two ratios)
+    assert {row["type"] for row in seen} == {PrunedClassifier}
+    assert [row["ratio"] for row in seen] == [0.0, 0.75, 0.9375] * 3
+    assert [row["steps"] for row in seen] == [0, 1, 2] * 3
+    for row in seen:
+        assert row["nonzero"][0] == row["nonzero"][1] == row["report"]
+        assert row["masked"][0] == row["masked"][1]
+        assert row["accuracy"] > 0.5  # the net being trained, not a fresh one
+
+
+# groups, directly and through metadata routing ------------------------------------
+
+
+class FailsIfTrained(Callback):
+    def on_train_begin(self, net, **kwargs):
+        raise AssertionError("training started")
+
+
+class RecordingGroupKFold(GroupKFold):
+    """A GroupKFold that keeps the groups it was given and the folds it made."""
+
+    def split(self, X, y=None, groups=None):
+        self.groups_ = groups
+        self.folds_ = list(super().split(X, y, groups))
+        yield from self.folds_
+
+
+def groups_of(y):
+    return np.arange(len(y)) % 10  # ten groups of 30 rows
+
+
+def test_groups_reach_the_splitter_and_no_fold_splits_a_group(text_data):
+    X, y = text_data
+    groups = groups_of(y)
+    splitter = RecordingGroupKFold(3)
+    held_out = []
+
+    def accuracy(estimator, X_test, y_test):
+        held_out.append(X_test.shape[0])
+        return accuracy_score(y_test, estimator.predict(X_test))
+
+    clf = quick_cv(cv=splitter, scoring=accuracy).fit(X, y, groups=groups)
+    np.testing.assert_array_equal(splitter.groups_, groups)
+    assert clf.n_splits_ == len(splitter.folds_) == 3
+    for train, test in splitter.folds_:
+        assert not set(groups[train]) & set(groups[test])
+    # The folds scored are the group folds (sizes 120, 90, 90; stratified folds
+    # would be 100 each), each at the control and the two ratios.
+    assert held_out == [len(test) for _, test in splitter.folds_ for _ in range(3)]
+    assert sorted(set(held_out)) == [90, 120]
+
+
+@pytest.mark.parametrize(
+    ("groups", "match"),
+    [(None, "groups"), (np.arange(10), "inconsistent numbers of samples")],
+    ids=["no-groups", "short-groups"],
+)
+def test_a_group_splitter_without_proper_groups_is_refused_before_training(
+    text_data, groups, match
+):
+    X, y = text_data
+    clf = quick_cv(
+        estimator=small_net(callbacks=[("fails", FailsIfTrained())]), cv=GroupKFold(2)
+    )
+    with pytest.raises(ValueError, match=match):
+        clf.fit(X, y, groups=groups)
+
+
+def test_routed_groups_reach_the_splitter(text_data):
+    X, y = text_data
+    groups = groups_of(y)
+    splitter = RecordingGroupKFold(2)
+    with sklearn.config_context(enable_metadata_routing=True):
+        quick_cv(cv=splitter, prune_ratios=(0.75,)).fit(X, y, groups=groups)
+    np.testing.assert_array_equal(splitter.groups_, groups)
+    for train, test in splitter.folds_:
+        assert not set(groups[train]) & set(groups[test])
+
+
+def test_groups_are_routed_into_a_search_nested_in_cross_validate(text_data):
+    """As for GridSearchCV: the outer routing finds the inner splitter's request
+    and hands this fit the groups of its training part."""
+    X, y = text_data
+    groups = groups_of(y)
+    search = quick_cv(cv=RecordingGroupKFold(2), prune_ratios=(0.75,))
+    with sklearn.config_context(enable_metadata_routing=True):
+        results = cross_validate(
+            search,
+            X,
+            y,
+            cv=GroupKFold(2),
+            params={"groups": groups},
+            return_estimator=True,
+            return_indices=True,
+        )
+    for inner, train in zip(
+        results["estimator"], results["indices"]["train"], strict=True
+    ):
+        np.testing.assert_array_equal(inner.cv.groups_, groups[train])
+
+
+def test_routing_refuses_groups_that_no_splitter_requests(text_data):
+    X, y = text_data
+    routed = sklearn.config_context(enable_metadata_routing=True)
+    with routed, pytest.raises(TypeError, match="groups"):
+        quick_cv(cv=3).fit(X, y, groups=groups_of(y))
+
+
+def test_fit_requests_sample_weight_and_its_group_splitter_requests_groups(text_data):
+    X, y = text_data
+    metadata = ["sample_weight", "groups"]
+    with sklearn.config_context(enable_metadata_routing=True):
+        assert quick_cv().get_metadata_routing().consumes("fit", metadata) == set()
+        grouped = quick_cv(cv=GroupKFold(2))
+        assert grouped.get_metadata_routing().consumes("fit", metadata) == {"groups"}
+        grouped.set_fit_request(sample_weight=True)
+        assert grouped.get_metadata_routing().consumes("fit", metadata) == set(metadata)
+        # groups are the splitter's: set_fit_request offers sample_weight alone.
+        with pytest.raises(TypeError, match="groups"):
+            quick_cv().set_fit_request(groups=True)
+        # Called directly, the search takes its own sample_weight.
+        clf = quick_cv(cv=2, prune_ratios=(0.75,)).fit(X, y, sample_weight=np.ones(300))
+    assert clf.n_splits_ == 2
+
+
+# sample_weight is checked before any training -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sample_weight",
+    [
+        np.ones(299),
+        np.ones(301),
+        np.ones((300, 1)),
+        np.r_[-1.0, np.ones(299)],
+        np.r_[np.nan, np.ones(299)],
+        np.r_[np.inf, np.ones(299)],
+    ],
+    ids=["short", "long", "2d", "negative", "nan", "inf"],
+)
+def test_bad_sample_weight_is_refused_before_training(text_data, sample_weight):
+    X, y = text_data
+    clf = quick_cv(estimator=small_net(callbacks=[("fails", FailsIfTrained())]))
+    with pytest.raises(ValueError, match=r"(?i)sample.weight"):
+        clf.fit(X, y, sample_weight=sample_weight)

@@ -1,7 +1,12 @@
-"""Searches on a Dask cluster, and fits that take the threads they are given."""
+"""Searches on a Dask cluster, and fits that take the threads they are given.
+
+Dask is a test dependency (setup.cfg's ``test`` extra): without it these tests
+fail, they are not skipped.
+"""
 
 import os
 
+import distributed
 import numpy as np
 import pytest
 import torch
@@ -81,7 +86,6 @@ def test_thread_budget_restores_the_count_when_the_block_raises(
 
 @pytest.fixture(scope="module")
 def dask_client():
-    distributed = pytest.importorskip("distributed")
     cluster = distributed.LocalCluster(
         n_workers=2,
         threads_per_worker=1,
@@ -139,8 +143,6 @@ def test_dask_workers_are_given_one_thread_each(dask_client):
 def test_pruned_classifier_cv_on_dask_equals_the_single_process_run(
     dask_client, text_data
 ):
-    if not hasattr(skprune, "PrunedClassifierCV"):
-        pytest.skip("PrunedClassifierCV is not part of this build")
     X, y = text_data
     search = skprune.PrunedClassifierCV(
         small_net(max_epochs=2), prune_ratios=[0.5, 0.9], cv=2, random_state=0

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from conftest import parametrize_with_checks
 from sklearn.base import clone
 from sklearn.metrics import r2_score
 from sklearn.model_selection import train_test_split
-from sklearn.utils.estimator_checks import parametrize_with_checks
 from skorch import NeuralNetRegressor
 from skorch.callbacks import Callback
 
