@@ -456,7 +456,8 @@ def test_the_file_is_a_zip_of_a_manifest_json_and_safetensors(fitted, tmp_path):
         arrays = load_numpy(archive.read("arrays.safetensors"))
         json.load(io.BytesIO(archive.read("estimator.json")))
     assert manifest["format"] == "skprune-model"
-    assert manifest["estimator"] == "PrunedClassifier"
+    assert manifest["format_version"] == 2
+    assert manifest["estimator"] == "skprune.PrunedClassifier"
     assert {"skprune", "torch", "skorch", "scikit-learn"} <= set(manifest["versions"])
     first_layer = fitted.estimator_.module_.layers[0].weight.detach().numpy()
     assert any(np.array_equal(array, first_layer.ravel()) for array in arrays.values())
