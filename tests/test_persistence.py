@@ -7,10 +7,13 @@ import json
 import pickle
 import sys
 import zipfile
+from pathlib import Path
 
 import joblib
 import numpy as np
 import pytest
+import scipy.sparse as sp
+import scipy.special
 import torch
 from conftest import small_net
 from sklearn.base import clone
@@ -488,3 +491,30 @@ def test_load_leaves_the_callers_random_state_alone(fitted, tmp_path):
     torch.manual_seed(5)
     skprune.load(tmp_path / "m.skprune")
     assert torch.equal(torch.rand(3), expected)
+
+
+# Files written by an earlier skprune ------------------------------------------------
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.mark.parametrize("kind", ["pruned", "compressed"])
+def test_committed_files_load_and_predict_their_recorded_outputs_exactly(kind):
+    """Files saved once (tests/data/make_persistence_fixture.py) keep loading, so
+    that moving a class between modules cannot break saved models. Weights in
+    eighths and integer inputs make every recorded logit exact on any CPU."""
+    record = json.loads((DATA / "persistence_fixture.json").read_text())
+    X = sp.csr_matrix(np.array(record["X"], dtype=np.float32))
+    loaded = skprune.load(DATA / f"{kind}_classifier.skprune")
+    expected = {"pruned": PrunedClassifier, "compressed": skprune.CompressedClassifier}
+    assert type(loaded) is expected[kind]
+    logits = loaded.decision_function(X)
+    np.testing.assert_array_equal(logits, np.array(record[kind]["logits"]))
+    np.testing.assert_array_equal(loaded.predict(X), record[kind]["labels"])
+    # Probabilities are the softmax of those exact logits, as each model takes it.
+    if kind == "pruned":
+        softmax = torch.softmax(torch.from_numpy(logits.astype(np.float32)), dim=1)
+        expected_proba = softmax.numpy().astype(np.float64)
+    else:
+        expected_proba = scipy.special.softmax(logits.astype(np.float64), axis=1)
+    np.testing.assert_array_equal(loaded.predict_proba(X), expected_proba)
