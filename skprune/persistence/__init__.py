@@ -239,7 +239,8 @@ def load(
         document = parse_json(parts[STATE_PART], STATE_PART)
         arrays = read_arrays(parts[ARRAYS_PART], max_bytes // JSON_SHARE)
         decoder = Decoder(arrays, REGISTRY, trusted_names, device, max_bytes)
-        names, n_bytes = survey(document, arrays, decoder, "estimator.json")
+        where = f"{STATE_PART}: estimator"
+        names, n_bytes = survey(document, arrays, decoder, where)
         if names:
             raise UntrustedTypeError(names)
         if n_bytes > max_bytes:
@@ -258,7 +259,7 @@ def load(
                 f"{STATE_PART} does not hold the {manifest.get('estimator')!r:.80} "
                 "its manifest names."
             )
-        return decoder.decode(record, "estimator")
+        return decoder.decode(record, where)
     except ModelFileError as exc:
         raise ModelFileError(f"{path!r}: {exc}") from exc
     except (ValueError, TypeError, KeyError, IndexError, RuntimeError) as exc:

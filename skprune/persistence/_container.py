@@ -71,12 +71,15 @@ class UntrustedTypeError(TypeError):
 
     def __init__(self, names: list[str]) -> None:
         self.names = names
-        shown = [name if len(name) <= 200 else name[:200] + "..." for name in names]
+        shown = [
+            name if len(name) <= 200 else name[:200] + "..." for name in names[:20]
+        ]
+        more = f" and {len(names) - 20} more (see .names)" if len(names) > 20 else ""
         super().__init__(
             f"The file names classes or functions that are not trusted by default: "
-            f"{shown}. Nothing was imported. If you trust them, load it with "
-            f"trusted={shown}; a trusted class is called with keyword arguments "
-            "chosen by the file."
+            f"{shown}{more}. Nothing was imported. If you trust them, load it with "
+            f"trusted={shown if not more else '.names'}; a trusted class is called "
+            "with keyword arguments chosen by the file."
         )
 
 

@@ -240,8 +240,8 @@ def callable_value(decoder, roles=("function",)):
     return check
 
 
-def _walk_callables(value):
-    """Classes and functions anywhere in a parameter value."""
+def _leaves(value):
+    """What a parameter value holds, containers opened."""
     stack = [value]
     while stack:
         item = stack.pop()
@@ -249,20 +249,32 @@ def _walk_callables(value):
             stack.extend(item)
         elif isinstance(item, dict):
             stack.extend(item.values())
-        elif isinstance(item, type) or inspect.isroutine(item):
+        else:
             yield item
 
 
-def check_callables(decoder, params: dict, where: str, roles: dict) -> None:
-    """Every class or function in ``params`` is trusted or registered with the
-    role its key calls for (``roles``, by key; other keys: functions only)."""
+def check_values(decoder, params: dict, where: str, roles: dict, objects=()) -> None:
+    """Parameters hold data, trusted objects, and classes or functions that are
+    trusted or registered with the role their key calls for (``roles``, by key;
+    other keys: functions only). Only the keys in ``objects`` may hold instances
+    of registered types (a net's callbacks, an estimator's net)."""
     for key, value in params.items():
         allowed = roles.get(key, ("function",))
-        for found in _walk_callables(value):
-            if decoder.role(found) not in (*allowed, "trusted"):
+        for leaf in _leaves(value):
+            if isinstance(leaf, type) or inspect.isroutine(leaf):
+                if decoder.role(leaf) not in (*allowed, "trusted"):
+                    raise ModelFileError(
+                        f"{where}.{key}: {getattr(leaf, '__name__', leaf)!r:.80} is "
+                        f"not a registered {' or '.join(allowed)}; trust it to load it."
+                    )
+            elif not (
+                key in objects
+                or leaf is None
+                or isinstance(leaf, _DATA_TYPES)
+                or id(leaf) in decoder.trusted_instances
+            ):
                 raise ModelFileError(
-                    f"{where}.{key}: {getattr(found, '__name__', found)!r} is not a "
-                    f"registered {' or '.join(allowed)}; trust it to load it."
+                    f"{where}.{key}: a {type(leaf).__name__} where data is expected."
                 )
 
 
@@ -475,7 +487,13 @@ def _estimator_rebuild_for(cls):
                 f"{where}.params: {sorted(set(params) - accepted)[:8]} are not "
                 f"parameters of {cls.__name__}."
             )
-        check_callables(decoder, params, f"{where}.params", {})
+        check_values(
+            decoder,
+            params,
+            f"{where}.params",
+            {},
+            objects=("estimator", "cv", "network"),
+        )
         estimator = cls(**params)
         if hasattr(cls, "_parameter_constraints"):
             estimator._validate_params()
@@ -640,7 +658,9 @@ def _check_net_params(cls, params: dict, decoder, where: str) -> dict:
         raise ModelFileError(f"{where}.compile: only compile=False nets are loaded.")
     if "device" in params:
         parse_device(params["device"], f"{where}.device")
-    check_callables(decoder, params, where, _NET_ROLES)
+    check_values(
+        decoder, params, where, _NET_ROLES, objects=("callbacks", "train_split")
+    )
     callbacks = params.get("callbacks")
     if callbacks not in (None, "disable"):
         if not isinstance(callbacks, list):
@@ -821,7 +841,7 @@ def _pruning_rebuild_for(cls):
                 f"{where}: {sorted(set(fields) - accepted)[:8]} are not parameters "
                 f"of {cls.__name__}."
             )
-        check_callables(decoder, fields, where, {})
+        check_values(decoder, fields, where, {})
         callback = cls(**fields)
         callback._validate_params()
         if getattr(callback, "n_rounds", 1) > MAX_ROUNDS:
@@ -894,6 +914,9 @@ def _restore_pruning(callback, state: dict, net, where: str) -> None:
         _fail(where, "the state of a callback that prepared its layers")
     shapes = getattr(callback, "granularity_", None)
     shapes = shapes.shapes if shapes is not None else {}
+    for name, shape in shapes.items():
+        if not state["shrunk_"] and name in params and params[name].shape != shape:
+            _fail(f"{where}.granularity_shapes[{name!r}]", "its parameter's shape")
     for name, mask in state["masks_"].items():
         if name not in shapes or tuple(mask.shape) != shapes[name]:
             _fail(
@@ -980,10 +1003,7 @@ def _skorch_callback_rebuild_for(cls, roles):
             _fail(where, "EpochTimer without parameters")
         if not var_keyword and not set(fields) <= named:
             _fail(where, f"parameters among {sorted(named)}")
-        check_callables(decoder, fields, where, roles)
-        for key, value in fields.items():
-            if key not in roles:
-                data(value, f"{where}.{key}")
+        check_values(decoder, fields, where, roles)
         policy = fields.get("policy")
         if isinstance(policy, str) and policy not in _LR_POLICY_NAMES:
             _fail(
