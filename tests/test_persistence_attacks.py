@@ -544,11 +544,11 @@ def test_json_nested_100000_deep_is_refused(saved, nothing_runs):
     parts["estimator.json"] = b"[" * 100_000 + b"]" * 100_000
     write_parts(saved, parts)
     nothing_runs()
-    load_refused(saved, ModelFileError, match="estimator.json")
-    parts["estimator.json"] = b'{"a":' * 60 + b"1" + b"}" * 60 + b" " * 10
+    load_refused(saved, ModelFileError, match="estimator.json is not valid JSON")
+    # Shallow enough for the parser, too deep for the decoder's recursion.
     parts["estimator.json"] = b'{"estimator":' + b'{"a":' * 70 + b"1" + b"}" * 70 + b"}"
     write_parts(saved, parts)
-    load_refused(saved, ModelFileError, match="deeper than 64")
+    load_refused(saved, ModelFileError, match="nests deeper than 64 levels")
 
 
 def test_safetensors_header_with_offsets_past_its_end_is_refused(saved, nothing_runs):
@@ -635,50 +635,69 @@ def _sparse_weight(document):
     return next(w for w in network["weights"] if "__sparse__" in w)
 
 
-@pytest.mark.parametrize(
-    "index", [lambda n_columns: n_columns, lambda n_columns: -1, lambda n: 2**31 - 1]
-)
+def _private_copy(weight: dict, part: str, change):
+    """A forgery of one CSR array of ``weight``: its bytes changed by ``change``
+    and stored under a new key, since entries are shared by content."""
+
+    def arrays(header, buffer):
+        key = weight[part]["__array__"]
+        dtype = np.dtype(weight[part]["dtype"])
+        begin, end = header[key]["data_offsets"]
+        values = change(np.frombuffer(buffer[begin:end], dtype).copy())
+        header["forged"] = {
+            **header[key],
+            "data_offsets": [len(buffer), len(buffer) + end - begin],
+        }
+        return header, buffer + values.astype(dtype).tobytes()
+
+    def document(document):
+        _sparse_weight(document)[part]["__array__"] = "forged"
+        return document
+
+    return document, arrays
+
+
+@pytest.mark.parametrize("index", [lambda n: n, lambda n: -1, lambda n: 2**31 - 1])
 def test_compressed_model_with_a_csr_index_past_its_columns_is_refused(
     saved_compressed, models, nothing_runs, index
 ):
     """Such a weight made the compiled kernel write outside its array (SIGSEGV)."""
     assert any(sp.issparse(w) for w in models[1].network.weights)
-    document = json.loads(read_parts(saved_compressed)["estimator.json"])
-    weight = _sparse_weight(document)
+    weight = _sparse_weight(json.loads(read_parts(saved_compressed)["estimator.json"]))
 
-    def attack(header, buffer):
-        key = weight["indices"]["__array__"]
-        dtype = np.dtype(weight["indices"]["dtype"])
-        begin, end = header[key]["data_offsets"]
-        indices = np.frombuffer(buffer[begin:end], dtype).copy()
+    def change(indices):
         indices[len(indices) // 2] = index(weight["shape"][1])
-        # The entry is shared by content: a private copy for this weight only.
-        header["evil"] = {
-            **header[key],
-            "data_offsets": [len(buffer), len(buffer) + end - begin],
-        }
-        return header, buffer + indices.astype(dtype).tobytes()
+        return indices
 
-    forge(saved_compressed, arrays=attack)
-    forge(
-        saved_compressed,
-        lambda d: (_sparse_weight(d)["indices"].update(__array__="evil"), d)[1],
-    )
+    forge(saved_compressed, *_private_copy(weight, "indices", change))
     nothing_runs()
     load_refused(saved_compressed, ModelFileError, match="CSR column indices")
 
 
-def test_csr_with_indptr_that_is_not_monotone_is_refused(
+def test_csr_whose_indptr_does_not_fit_its_shape_is_refused(
     saved_compressed, nothing_runs
 ):
-    def attack(document):
+    def more_rows(document):
         weight = _sparse_weight(document)
         weight["shape"] = [weight["shape"][0] + 5, weight["shape"][1]]
         return document
 
-    forge(saved_compressed, attack)
+    forge(saved_compressed, more_rows)
     nothing_runs()
-    load_refused(saved_compressed, ModelFileError, match="indptr")
+    load_refused(saved_compressed, ModelFileError, match="indptr must have")
+
+
+def test_csr_whose_indptr_decreases_is_refused(saved_compressed, nothing_runs):
+    weight = _sparse_weight(json.loads(read_parts(saved_compressed)["estimator.json"]))
+
+    def decreasing(indptr):
+        middle = len(indptr) // 2
+        indptr[middle] = indptr[-1] + 1  # then back down to the end
+        return indptr
+
+    forge(saved_compressed, *_private_copy(weight, "indptr", decreasing))
+    nothing_runs()
+    load_refused(saved_compressed, ModelFileError, match="indptr must increase")
 
 
 def test_compact_network_whose_layers_do_not_chain_is_refused(

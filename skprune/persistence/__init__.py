@@ -262,7 +262,14 @@ def load(
         return decoder.decode(record, where)
     except ModelFileError as exc:
         raise ModelFileError(f"{path!r}: {exc}") from exc
-    except (ValueError, TypeError, KeyError, IndexError, RuntimeError) as exc:
+    except (
+        ValueError,
+        TypeError,
+        KeyError,
+        IndexError,
+        RuntimeError,
+        OverflowError,
+    ) as exc:
         if isinstance(exc, UntrustedTypeError):
             raise
         raise ModelFileError(f"{path!r} is malformed: {exc}") from exc

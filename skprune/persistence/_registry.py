@@ -91,7 +91,14 @@ class Registry:
             return entry.rebuild(fields, decoder, where)
         except (ModelFileError, UntrustedTypeError, ImportError):
             raise
-        except (ValueError, TypeError, KeyError, IndexError, RuntimeError) as exc:
+        except (
+            ValueError,
+            TypeError,
+            KeyError,
+            IndexError,
+            RuntimeError,
+            OverflowError,
+        ) as exc:
             # A constructor's own validation (or torch's) refused the fields.
             raise ModelFileError(f"{where}: {exc}") from exc
 
@@ -447,7 +454,8 @@ _FITTED[PrunedClassifierCV] = {
     "prune_ratios_": array("f", ndim=1),
     "n_splits_": integer(1),
 }
-#: Fitted attributes that are not saved, but rebuilt on load.
+#: Fitted attributes that are not saved, but rebuilt on load: the search's
+#: scorer from its ``scoring``, its path callback from the fitted net.
 _REBUILT = {"scorer_", "_path_pruning"}
 
 
@@ -461,12 +469,6 @@ def _estimator_fields(estimator, options):
             f"skprune.save does not know the attributes {sorted(unknown)} of "
             f"{cls.__name__}; add them to skprune.persistence's registry."
         )
-    if "scorer_" in fitted and not (
-        estimator.scoring is None
-        or isinstance(estimator.scoring, str)
-        or callable(estimator.scoring)
-    ):
-        raise TypeError("cannot save a scorer that is not rebuilt from scoring.")
     return {
         "params": params,
         "fitted": {k: v for k, v in fitted.items() if k not in _REBUILT},
