@@ -539,6 +539,30 @@ def test_array_entries_referenced_many_times_are_counted_each_time(saved, nothin
     load_refused(saved, ModelFileError, match="arrays would take", max_bytes=2**30)
 
 
+@pytest.mark.parametrize(
+    ("param", "value", "match"),
+    [
+        ("module__n_features", 10**9, "bytes of weights, more than max_bytes"),
+        ("module__hidden_layer_sizes", {"__tuple__": [4] * 1_000_000}, "layers"),
+    ],
+)
+def test_module_parameters_asking_for_a_huge_module_build_nothing(
+    saved, nothing_runs, param, value, match
+):
+    """The fresh module is sized on torch's meta device, its layers counted
+    against the saved state, before anything is allocated for it."""
+
+    def attack(document):
+        net_params(document)[param] = value
+        return document
+
+    forge(saved, attack)
+    nothing_runs()
+    start = time.perf_counter()
+    load_refused(saved, ModelFileError, match=match)
+    assert time.perf_counter() - start < 5.0  # a million layers would take minutes
+
+
 def test_json_nested_100000_deep_is_refused(saved, nothing_runs):
     parts = read_parts(saved)
     parts["estimator.json"] = b"[" * 100_000 + b"]" * 100_000

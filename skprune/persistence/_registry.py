@@ -719,7 +719,7 @@ def _rebuild_fitted_net(net, fitted: dict, decoder, where: str) -> None:
         net._initialize_virtual_params()
         net._initialize_callbacks()
         if decoder.role(net.module) == "module":
-            _check_fresh_module_size(net, decoder.max_bytes, f"{where}.module_state")
+            _check_fresh_module(net, state, decoder.max_bytes, f"{where}.module_state")
         net._initialize_module()
     module = net.module_
     if isinstance(module, MLPModule):
@@ -761,9 +761,18 @@ def _skprune_callbacks(net) -> list[str]:
     return named
 
 
-def _check_fresh_module_size(net, max_bytes: int, where: str) -> None:
+def _check_fresh_module(net, state: dict, max_bytes: int, where: str) -> None:
     """Build the module on the meta device first: its size from the file's
-    parameters, before any memory is taken for it."""
+    parameters, before any memory is taken for it. Its layers are counted
+    first, from the saved state: each one built takes Python objects."""
+    default = inspect.signature(MLPModule).parameters["hidden_layer_sizes"].default
+    sizes = net.get_params_for("module").get("hidden_layer_sizes", default)
+    n_hidden = 1 if isinstance(sizes, Integral) else len(sizes)
+    n_layers = sum(1 for name in state if name.endswith(".weight"))
+    if net.module is MLPModule and n_hidden + 1 != n_layers:
+        raise ModelFileError(
+            f"{where}: {n_layers} weights for a module of {n_hidden + 1} layers."
+        )
     with torch.device("meta"):
         probe = net.initialized_instance(net.module, net.get_params_for("module"))
     tensors = [*probe.parameters(), *probe.buffers()]
