@@ -438,7 +438,9 @@ def test_zip_entry_mutations_load_or_raise(seeds, place, data):
     member = data.draw(st.sampled_from(sorted(parts)))
     if kind == "add":
         names = st.text(
-            st.characters(exclude_characters="\x00"), min_size=1, max_size=20
+            st.characters(codec="utf-8", exclude_characters="\x00"),
+            min_size=1,
+            max_size=20,
         )
         parts[data.draw(names)] = data.draw(st.binary(max_size=64))
     elif kind == "remove":

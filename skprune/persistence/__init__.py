@@ -74,7 +74,7 @@ from ._container import (
     write_container,
 )
 from ._registry import ESTIMATORS, REGISTRY
-from ._values import Decoder, Encoder, name_of, parse_device, survey
+from ._values import Decoder, Encoder, name_of, survey
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -219,11 +219,7 @@ def load(
     ):
         raise ValueError(f"max_bytes must be a positive int, got {max_bytes!r}.")
     if device is not None:
-        device = (
-            parse_device(str(device), "device")
-            if isinstance(device, str)
-            else torch.device(device)
-        )
+        device = torch.device(device)
     trusted_names = {}
     for item in trusted or ():
         if isinstance(item, str):
@@ -249,11 +245,11 @@ def load(
                 f"max_bytes={max_bytes}; pass a larger max_bytes if you trust it."
             )
         record = document.get("estimator") if isinstance(document, dict) else None
-        if (
-            set(record and document) != {"estimator"}
-            or not isinstance(record, dict)
-            or record.get("__type__") not in ESTIMATORS
-            or record["__type__"] != manifest.get("estimator")
+        if not (
+            isinstance(record, dict)
+            and set(document) == {"estimator"}
+            and record.get("__type__") in ESTIMATORS
+            and record["__type__"] == manifest.get("estimator")
         ):
             raise ModelFileError(
                 f"{STATE_PART} does not hold the {manifest.get('estimator')!r:.80} "
