@@ -160,7 +160,7 @@ class Encoder:
 
         return save_numpy(self.arrays)
 
-    def encode(self, value, where: str):  # noqa: C901 - one branch per kind
+    def encode(self, value, where: str):
         if value is None or isinstance(value, bool | str):
             return value
         if isinstance(value, int) and not isinstance(value, np.generic):
@@ -466,7 +466,7 @@ class Decoder:
 
     # values ------------------------------------------------------------------
 
-    def decode(self, node, where: str):  # noqa: C901 - one branch per tag
+    def decode(self, node, where: str):
         if isinstance(node, list):
             return [self.decode(v, f"{where}[{i}]") for i, v in enumerate(node)]
         if not isinstance(node, dict):
