@@ -34,7 +34,7 @@ import zipfile
 
 import pytest
 from conftest import small_net
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from skorch.callbacks import EpochScoring
 from test_persistence_attacks import arrays_header, arrays_part, read_parts, write_parts
@@ -168,7 +168,9 @@ def check_load(path) -> None:
     before = tracemalloc.get_traced_memory()[0]
     try:
         result = skprune.load(path, max_bytes=MAX_BYTES)
-    except (ModelFileError, UntrustedTypeError):
+        event("loaded")
+    except (ModelFileError, UntrustedTypeError) as error:
+        event(type(error).__name__)  # see --hypothesis-show-statistics
         result = None
     peak = tracemalloc.get_traced_memory()[1] - before
     if result is not None:
