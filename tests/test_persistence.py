@@ -133,6 +133,46 @@ def test_string_labels_and_feature_names_round_trip(tmp_path):
     assert loaded.classes_.dtype == clf.classes_.dtype
 
 
+def test_registered_functions_and_callbacks_load_without_trust(text_data, tmp_path):
+    """skprune's importance criteria and print are values the registry returns
+    (never calls); skorch's side-effect-free callbacks are rebuilt from their
+    parameters, a learning-rate policy by name or by class."""
+    from skorch.callbacks import EpochScoring, LRScheduler
+
+    from skprune.importance import taylor
+
+    X, y = text_data
+    net = small_net(
+        callbacks=[
+            ("by_name", LRScheduler(policy="StepLR", step_size=2)),
+            (
+                "by_class",
+                LRScheduler(policy=torch.optim.lr_scheduler.ExponentialLR, gamma=0.9),
+            ),
+            ("accuracy", EpochScoring("accuracy", on_train=True)),
+        ]
+    )
+    clf = PrunedClassifier(net, importance=taylor, verbose=1, random_state=0).fit(X, y)
+    skprune.save(clf, tmp_path / "m.skprune")
+    loaded = skprune.load(tmp_path / "m.skprune")
+    assert loaded.importance is taylor
+    callbacks = dict(loaded.estimator_.callbacks_)
+    assert callbacks["pruning_progress"].sink is print
+    assert callbacks["by_class"].policy is torch.optim.lr_scheduler.ExponentialLR
+    assert callbacks["by_name"].policy == "StepLR"
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+
+
+def test_unfitted_estimator_round_trips_its_parameters(tmp_path):
+    clf = PrunedClassifier(small_net(), prune_ratio=0.7, granularity="neuron")
+    skprune.save(clf, tmp_path / "u.skprune")
+    loaded = skprune.load(tmp_path / "u.skprune")
+    assert not hasattr(loaded, "estimator_")
+    assert loaded.get_params(deep=False).keys() == clf.get_params(deep=False).keys()
+    assert loaded.prune_ratio == 0.7 and loaded.granularity == "neuron"
+    assert loaded.estimator.get_params()["module__hidden_layer_sizes"] == (32,)
+
+
 # A user's own classes: imported on load only when trusted ---------------------------
 
 
