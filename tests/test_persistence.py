@@ -7,10 +7,13 @@ import json
 import pickle
 import sys
 import zipfile
+from pathlib import Path
 
 import joblib
 import numpy as np
 import pytest
+import scipy.sparse as sp
+import scipy.special
 import torch
 from conftest import small_net
 from sklearn.base import clone
@@ -128,6 +131,46 @@ def test_string_labels_and_feature_names_round_trip(tmp_path):
     np.testing.assert_array_equal(loaded.feature_names_in_, clf.feature_names_in_)
     np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
     assert loaded.classes_.dtype == clf.classes_.dtype
+
+
+def test_registered_functions_and_callbacks_load_without_trust(text_data, tmp_path):
+    """skprune's importance criteria and print are values the registry returns
+    (never calls); skorch's side-effect-free callbacks are rebuilt from their
+    parameters, a learning-rate policy by name or by class."""
+    from skorch.callbacks import EpochScoring, LRScheduler
+
+    from skprune.importance import taylor
+
+    X, y = text_data
+    net = small_net(
+        callbacks=[
+            ("by_name", LRScheduler(policy="StepLR", step_size=2)),
+            (
+                "by_class",
+                LRScheduler(policy=torch.optim.lr_scheduler.ExponentialLR, gamma=0.9),
+            ),
+            ("accuracy", EpochScoring("accuracy", on_train=True)),
+        ]
+    )
+    clf = PrunedClassifier(net, importance=taylor, verbose=1, random_state=0).fit(X, y)
+    skprune.save(clf, tmp_path / "m.skprune")
+    loaded = skprune.load(tmp_path / "m.skprune")
+    assert loaded.importance is taylor
+    callbacks = dict(loaded.estimator_.callbacks_)
+    assert callbacks["pruning_progress"].sink is print
+    assert callbacks["by_class"].policy is torch.optim.lr_scheduler.ExponentialLR
+    assert callbacks["by_name"].policy == "StepLR"
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+
+
+def test_unfitted_estimator_round_trips_its_parameters(tmp_path):
+    clf = PrunedClassifier(small_net(), prune_ratio=0.7, granularity="neuron")
+    skprune.save(clf, tmp_path / "u.skprune")
+    loaded = skprune.load(tmp_path / "u.skprune")
+    assert not hasattr(loaded, "estimator_")
+    assert loaded.get_params(deep=False).keys() == clf.get_params(deep=False).keys()
+    assert loaded.prune_ratio == 0.7 and loaded.granularity == "neuron"
+    assert loaded.estimator.get_params()["module__hidden_layer_sizes"] == (32,)
 
 
 # A user's own classes: imported on load only when trusted ---------------------------
@@ -456,7 +499,8 @@ def test_the_file_is_a_zip_of_a_manifest_json_and_safetensors(fitted, tmp_path):
         arrays = load_numpy(archive.read("arrays.safetensors"))
         json.load(io.BytesIO(archive.read("estimator.json")))
     assert manifest["format"] == "skprune-model"
-    assert manifest["estimator"] == "PrunedClassifier"
+    assert manifest["format_version"] == 2
+    assert manifest["estimator"] == "skprune.PrunedClassifier"
     assert {"skprune", "torch", "skorch", "scikit-learn"} <= set(manifest["versions"])
     first_layer = fitted.estimator_.module_.layers[0].weight.detach().numpy()
     assert any(np.array_equal(array, first_layer.ravel()) for array in arrays.values())
@@ -487,3 +531,30 @@ def test_load_leaves_the_callers_random_state_alone(fitted, tmp_path):
     torch.manual_seed(5)
     skprune.load(tmp_path / "m.skprune")
     assert torch.equal(torch.rand(3), expected)
+
+
+# Files written by an earlier skprune ------------------------------------------------
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.mark.parametrize("kind", ["pruned", "compressed"])
+def test_committed_files_load_and_predict_their_recorded_outputs_exactly(kind):
+    """Files saved once (tests/data/make_persistence_fixture.py) keep loading, so
+    that moving a class between modules cannot break saved models. Weights in
+    eighths and integer inputs make every recorded logit exact on any CPU."""
+    record = json.loads((DATA / "persistence_fixture.json").read_text())
+    X = sp.csr_matrix(np.array(record["X"], dtype=np.float32))
+    loaded = skprune.load(DATA / f"{kind}_classifier.skprune")
+    expected = {"pruned": PrunedClassifier, "compressed": skprune.CompressedClassifier}
+    assert type(loaded) is expected[kind]
+    logits = loaded.decision_function(X)
+    np.testing.assert_array_equal(logits, np.array(record[kind]["logits"]))
+    np.testing.assert_array_equal(loaded.predict(X), record[kind]["labels"])
+    # Probabilities are the softmax of those exact logits, as each model takes it.
+    if kind == "pruned":
+        softmax = torch.softmax(torch.from_numpy(logits.astype(np.float32)), dim=1)
+        expected_proba = softmax.numpy().astype(np.float64)
+    else:
+        expected_proba = scipy.special.softmax(logits.astype(np.float64), axis=1)
+    np.testing.assert_array_equal(loaded.predict_proba(X), expected_proba)
