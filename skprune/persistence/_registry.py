@@ -222,37 +222,17 @@ def _weight(value, where):
 
 
 def _compact_fields(network, options):
-    return {name: getattr(network, name) for name in _COMPACT_SPEC}
+    # Sequences as lists: the file has one way to write them.
+    return {
+        name: list(value) if isinstance(value, tuple) else value
+        for name, value in ((n, getattr(network, n)) for n in _COMPACT_SPEC)
+    }
 
 
 def _compact_rebuild(fields, decoder, where):
-    fields = take(fields, _COMPACT_SPEC, where)
-    weights, biases = fields["weights"], fields["biases"]
-    index = fields["input_index"]
-    if (
-        not weights
-        or len(biases) != len(weights)
-        or len(fields["layouts"]) != len(weights)
-    ):
-        fail(where, "one bias and one layout per weight, at least one layer")
-    if fields["activation"] not in _ACTIVATIONS or not set(fields["layouts"]) <= set(
-        _LAYOUTS
-    ):
-        fail(where, f"an activation in {_ACTIVATIONS} and layouts in {_LAYOUTS}")
-    if len(index) and (index.min() < 0 or index.max() >= fields["n_features"]):
-        fail(f"{where}.input_index", f"indices in [0, {fields['n_features']})")
-    if len(np.unique(index)) != len(index):
-        fail(f"{where}.input_index", "without repeated indices")
-    inputs = len(index)
-    for i, (weight, bias) in enumerate(zip(weights, biases, strict=True)):
-        if weight.shape != (inputs, len(bias)):
-            fail(
-                f"{where}.weights[{i}]",
-                f"of shape ({inputs}, {len(bias)}) to fit the layers around it, "
-                f"not {weight.shape}",
-            )
-        inputs = len(bias)
-    return CompactMLP(**fields)
+    # CompactMLP's constructor checks the whole structure (shapes that chain,
+    # index ranges, layouts, activation); its ValueError becomes ModelFileError.
+    return CompactMLP(**take(fields, _COMPACT_SPEC, where))
 
 
 # estimators -----------------------------------------------------------------------
