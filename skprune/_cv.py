@@ -28,10 +28,9 @@ from sklearn.utils.metadata_routing import (
     process_routing,
 )
 from sklearn.utils.parallel import Parallel, delayed
-from sklearn.utils.validation import _check_sample_weight
 from sklearn_compat.base import _fit_context
 
-from ._base import ACCEPTED_SPARSE, _as_batchable
+from ._base import ACCEPTED_SPARSE, _as_batchable, _checked_sample_weight
 from ._classifier import PrunedClassifier
 from ._validation import validate_data
 from .callbacks import Pruning
@@ -249,12 +248,12 @@ n_params_, n_nonzero_params_, support_, pruning_report_, pruning_history_, flops
             ensure_min_samples=2,
         )
         if sample_weight is not None:
-            sample_weight = _check_sample_weight(
-                sample_weight, X_checked, dtype=np.float64, ensure_non_negative=True
-            )
+            sample_weight = _checked_sample_weight(sample_weight, X_checked)
         split_params = self._split_params(sample_weight, groups)
         X_checked = _as_batchable(X_checked)
         encoded = self._encode_targets(y_checked)
+        # Weights that float32 cannot hold are refused before any fold trains.
+        self._sample_weights(encoded, sample_weight)
         cv = check_cv(self.cv, encoded, classifier=True)
         self._check_folds(cv, encoded)
         scorer = check_scoring(self, scoring=self.scoring)

@@ -69,7 +69,8 @@ def fit_generator(device: str | torch.device = "cpu") -> torch.Generator | None:
         global generator, as usual).
     """
     current = _CURRENT.get()
-    if current is None:
+    device = torch.device(device)
+    if current is None or device.type == "meta":  # meta tensors hold no values
         return None
     return current.get(_normalized(device))
 

@@ -128,7 +128,14 @@ def test_structured_pruning_retrains_a_physically_smaller_network(
     text_data, granularity
 ):
     X, y = text_data
-    clf = fit(X, y, granularity=granularity, retrain_epochs=2)
+    net = small_net(max_epochs=6, module__hidden_layer_sizes=(32, 16))
+    clf = PrunedClassifier(
+        net,
+        granularity=granularity,
+        prune_ratio=0.75,
+        retrain_epochs=4,
+        random_state=0,
+    ).fit(X[:200], y[:200])
     module = clf.estimator_.module_
     first = module.layers[0].weight
     if granularity == "feature":
@@ -145,7 +152,9 @@ def test_structured_pruning_retrains_a_physically_smaller_network(
     }
     assert {id(p) for p in module.parameters()} == optimized
     assert clf.pruning_report_[0]["shape"] == (X.shape[1], 32)
-    assert clf.score(X, y) > 0.8
+    # The smaller network still learns: held-out rows, where the majority class
+    # holds 0.36 (0.75-0.87 over seeds 0-2).
+    assert clf.score(X[200:], y[200:]) > 0.6
 
 
 def test_compress_needs_an_mlp_module_trained_with_cross_entropy(text_data):

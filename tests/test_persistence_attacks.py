@@ -482,6 +482,7 @@ def test_max_bytes_bounds_the_json_and_can_be_raised(saved):
         (lambda node: node.update(dtype="<U1000000000"), "unknown dtype"),
         (lambda node: node.update(dtype="object"), "unknown dtype"),
     ],
+    ids=["shape-1e12", "shape-2e62x8", "dtype-U1e9", "dtype-object"],
 )
 def test_packed_mask_or_dtype_declaring_a_huge_array_allocates_nothing(
     saved, nothing_runs, edit, match
@@ -681,7 +682,11 @@ def _private_copy(weight: dict, part: str, change):
     return document, arrays
 
 
-@pytest.mark.parametrize("index", [lambda n: n, lambda n: -1, lambda n: 2**31 - 1])
+@pytest.mark.parametrize(
+    "index",
+    [lambda n: n, lambda n: -1, lambda n: 2**31 - 1],
+    ids=["n_columns", "minus-one", "int32-max"],
+)
 def test_compressed_model_with_a_csr_index_past_its_columns_is_refused(
     saved_compressed, models, nothing_runs, index
 ):

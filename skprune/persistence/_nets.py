@@ -19,6 +19,7 @@ from skorch.dataset import ValidSplit
 from skorch.history import History
 
 from .._cv import _PathPruning
+from .._random import fit_random_state
 from ..callbacks import Pruning
 from ..compress import shrink_mlp_
 from ..granularity import make_granularity
@@ -196,11 +197,10 @@ def _rebuild_fitted_net(net, fitted: dict, decoder, where: str) -> None:
             f"{where}.callback_states",
             f"the states of the callbacks {sorted(callbacks_with_state)}",
         )
-    device = torch.device(net.device)
-    cuda = [device.index or 0] if device.type == "cuda" else []
-    # Initialising draws random weights that the saved ones replace: the
-    # caller's random state is left as it was.
-    with torch.random.fork_rng(devices=cuda):
+    # Initialising draws random weights that the saved ones replace: from a
+    # generator of the load's own, leaving the caller's random state as it was
+    # (and a load in one thread drawing nothing from a fit in another).
+    with fit_random_state(0, net.device):
         net._initialize_virtual_params()
         net._initialize_callbacks()
         if decoder.role(net.module) == "module":
