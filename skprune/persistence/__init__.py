@@ -64,6 +64,7 @@ from ._container import (
     FORMAT,
     FORMAT_VERSION,
     JSON_SHARE,
+    REFUSED_FIELDS,
     STATE_PART,
     ModelFileError,
     UntrustedTypeError,
@@ -258,14 +259,7 @@ def load(
         return decoder.decode(record, where)
     except ModelFileError as exc:
         raise ModelFileError(f"{path!r}: {exc}") from exc
-    except (
-        ValueError,
-        TypeError,
-        KeyError,
-        IndexError,
-        RuntimeError,
-        OverflowError,
-    ) as exc:
+    except REFUSED_FIELDS as exc:
         if isinstance(exc, UntrustedTypeError):
             raise
         raise ModelFileError(f"{path!r} is malformed: {exc}") from exc

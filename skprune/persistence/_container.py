@@ -53,6 +53,18 @@ SAFETENSORS_DTYPES = {
 }
 
 
+#: What rebuilding an object from a file's fields may raise when the fields are
+#: wrong (a constructor's own validation, torch's): each becomes ModelFileError.
+REFUSED_FIELDS = (
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    RuntimeError,
+    OverflowError,
+)
+
+
 class ModelFileError(ValueError):
     """The file is not a skprune model, or is truncated, corrupted or malformed.
 

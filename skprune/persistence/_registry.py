@@ -68,7 +68,7 @@ from ._checks import (
     string,
     take,
 )
-from ._container import ModelFileError, UntrustedTypeError
+from ._container import REFUSED_FIELDS, ModelFileError, UntrustedTypeError
 from ._nets import (
     LR_POLICIES,
     SKORCH_CALLBACKS,
@@ -112,14 +112,7 @@ class Registry:
             return entry.rebuild(fields, decoder, where)
         except (ModelFileError, UntrustedTypeError, ImportError):
             raise
-        except (
-            ValueError,
-            TypeError,
-            KeyError,
-            IndexError,
-            RuntimeError,
-            OverflowError,
-        ) as exc:
+        except REFUSED_FIELDS as exc:
             # A constructor's own validation (or torch's) refused the fields.
             raise ModelFileError(f"{where}: {exc}") from exc
 
