@@ -19,7 +19,7 @@ import distributed
 import numpy as np
 import pytest
 import torch
-from conftest import small_net
+from conftest import environment_kept, small_net
 from joblib import Parallel, delayed, parallel_config
 from sklearn.base import clone
 from skorch import NeuralNetClassifier
@@ -209,20 +209,12 @@ class Signals(Callback):
             globals()[self.other].wait(timeout=60)
 
 
-@pytest.fixture
-def two_torch_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    ONE_THREAD_TRAINING.clear()
-    TWO_THREADS_TRAINING.clear()
-    yield
-    torch.set_num_threads(before)
-
-
 def test_a_fit_limited_to_one_thread_does_not_limit_a_fit_starting_meanwhile(
     data, two_torch_threads
 ):
     X, y, _ = data
+    ONE_THREAD_TRAINING.clear()
+    TWO_THREADS_TRAINING.clear()
 
     def limited(signals=()):
         estimator = classifier(0)
@@ -343,8 +335,8 @@ def test_fits_in_loky_processes_equal_the_same_fits_in_sequence(data, monkeypatc
 
 @pytest.fixture(scope="module")
 def dask_client():
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PYTHONPATH", WORKTREE)  # the workers import this skprune
+    with environment_kept():
+        os.environ["PYTHONPATH"] = WORKTREE  # the workers import this skprune
         cluster = distributed.LocalCluster(
             n_workers=2,
             threads_per_worker=1,
