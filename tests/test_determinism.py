@@ -254,7 +254,9 @@ from test_determinism import classifier, fit
 from skprune._kernels import HAVE_NUMBA
 from skprune.datasets import make_text_classification
 
-X, y = make_text_classification(300, 400, n_classes=3, n_topic_words=40, random_state=0)
+X, y = make_text_classification(
+    300, 400, n_classes=3, n_topic_words=40, random_state=0
+)
 torch.set_num_threads(2)
 os.environ["OMP_NUM_THREADS"] = "1"
 limited = fit(classifier(0), X, y).estimator_.history[:, "torch_threads"]
