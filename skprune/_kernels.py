@@ -433,13 +433,15 @@ def _compiled(name: str):
         )
     kernel = _COMPILED[name]
     n_threads = torch.get_num_threads()
-    numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))
 
     def run(*args):
-        # numba's OpenMP layer sets the process's OpenMP thread count, which
-        # torch shares: put torch's own setting back after every call (for this
-        # thread only: fits in other threads keep theirs).
+        # numba's OpenMP layer, started by the first call, sets the starting
+        # thread's count in torch's OpenMP runtime (numba's binds to it) to
+        # NUMBA_NUM_THREADS: put this thread's back, leaving other threads theirs.
         try:
+            numba.set_num_threads(
+                max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS))
+            )
             return kernel(*args)
         finally:
             if torch.get_num_threads() != n_threads:

@@ -8,10 +8,10 @@ the smallest of
 
 - torch's own setting (``torch.set_num_threads``, or ``OMP_NUM_THREADS`` when torch
   started);
-- ``OMP_NUM_THREADS`` now: joblib's process workers and Dask's nanny set it for
-  the worker processes they start (``distributed.nanny.pre-spawn-environ``);
-- an OpenMP limit in force in this thread (``threadpoolctl.threadpool_limits``, as
-  joblib's ``parallel_config(inner_max_num_threads=...)`` sets it);
+- ``OMP_NUM_THREADS`` now: joblib's process workers (its default, or
+  ``parallel_config(inner_max_num_threads=...)``) and Dask's nanny
+  (``distributed.nanny.pre-spawn-environ``) set it for the processes they start;
+- an OpenMP limit set in this thread (``threadpoolctl.threadpool_limits``);
 - inside a Dask worker, the cores of this process divided among the worker's
   task threads.
 
@@ -86,15 +86,29 @@ def _in_new_thread(function, *args):
 
 
 def _openmp_limits() -> list[int]:
+    """The OpenMP limits set in this thread, as ``threadpool_limits`` sets them.
+
+    Each OpenMP runtime also has a count of its own for threads that never set one:
+    ``OMP_NUM_THREADS`` when it was loaded, which may be long gone (numba's loads at
+    the first compiled loop, maybe inside a fit under a temporary limit). That is
+    no limit on this fit, so only counts below the one a new thread gets count.
+    """
+    fresh = _in_new_thread(_openmp_counts)
+    here = _openmp_counts()
+    return [n for library, n in here.items() if n < fresh.get(library, n)]
+
+
+def _openmp_counts() -> dict[str, int]:
+    """Each loaded OpenMP runtime's thread count in the calling thread."""
     try:
         from threadpoolctl import threadpool_info
     except ImportError:  # pragma: no cover - scikit-learn depends on it
-        return []
-    return [
-        int(info["num_threads"])
+        return {}
+    return {
+        info["filepath"]: int(info["num_threads"])
         for info in threadpool_info()
         if info.get("user_api") == "openmp" and info.get("num_threads")
-    ]
+    }
 
 
 def _dask_worker_threads() -> int | None:

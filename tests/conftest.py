@@ -1,5 +1,8 @@
 """Shared fixtures: small data and a small, quick net."""
 
+import os
+from contextlib import contextmanager
+
 import pytest
 import torch
 from sklearn.utils import estimator_checks
@@ -50,3 +53,30 @@ def small_net(**params):
 def text_data():
     """A 300 x 2,000 text-like CSR matrix with 3 classes."""
     return make_text_classification(300, 2000, n_classes=3, random_state=0)
+
+
+@pytest.fixture
+def two_torch_threads(monkeypatch):
+    """torch on two intra-op threads and no ``OMP_NUM_THREADS``; both put back."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+@contextmanager
+def environment_kept():
+    """Put ``os.environ`` back as it was once the block is done.
+
+    Dask's nanny sets its ``pre-spawn-environ`` (``OMP_NUM_THREADS=1`` among them)
+    in the process that starts it, for good: every later fit there would take it
+    as its limit.
+    """
+    before = dict(os.environ)
+    try:
+        yield
+    finally:
+        for name in set(os.environ) - set(before):
+            del os.environ[name]
+        os.environ.update(before)

@@ -10,7 +10,7 @@ import distributed
 import numpy as np
 import pytest
 import torch
-from conftest import small_net
+from conftest import environment_kept, small_net
 from joblib import parallel_backend
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, cross_validate
@@ -32,14 +32,6 @@ class RecordsThreads(Callback):
 def recording_classifier():
     net = small_net(max_epochs=2, callbacks=[("threads", RecordsThreads())])
     return PrunedClassifier(net, prune_ratio=0.8, retrain_epochs=1, random_state=0)
-
-
-@pytest.fixture
-def two_torch_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_fit_uses_the_thread_count_in_omp_num_threads_and_restores_it(
@@ -86,14 +78,15 @@ def test_thread_budget_restores_the_count_when_the_block_raises(
 
 @pytest.fixture(scope="module")
 def dask_client():
-    cluster = distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        worker_dashboard_address=None,
-    )
+    with environment_kept():
+        cluster = distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            worker_dashboard_address=None,
+        )
     client = distributed.Client(cluster)
     yield client
     client.close()

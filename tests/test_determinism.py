@@ -8,7 +8,10 @@ and the Dask workers are given one), and in one test a fit limited to one thread
 beside one on two, each keeping its own count.
 """
 
+import json
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -16,7 +19,7 @@ import distributed
 import numpy as np
 import pytest
 import torch
-from conftest import small_net
+from conftest import environment_kept, small_net
 from joblib import Parallel, delayed, parallel_config
 from sklearn.base import clone
 from skorch import NeuralNetClassifier
@@ -206,20 +209,12 @@ class Signals(Callback):
             globals()[self.other].wait(timeout=60)
 
 
-@pytest.fixture
-def two_torch_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    ONE_THREAD_TRAINING.clear()
-    TWO_THREADS_TRAINING.clear()
-    yield
-    torch.set_num_threads(before)
-
-
 def test_a_fit_limited_to_one_thread_does_not_limit_a_fit_starting_meanwhile(
     data, two_torch_threads
 ):
     X, y, _ = data
+    ONE_THREAD_TRAINING.clear()
+    TWO_THREADS_TRAINING.clear()
 
     def limited(signals=()):
         estimator = classifier(0)
@@ -246,6 +241,61 @@ def test_a_fit_limited_to_one_thread_does_not_limit_a_fit_starting_meanwhile(
     )
     assert_same_fit(alone[0], together[0], X, threads=1)
     assert_same_fit(alone[1], together[1], X, threads=2)
+
+
+#: A fresh process: torch on two threads, a first fit under OMP_NUM_THREADS=1 (it
+#: loads numba's OpenMP layer, whose own OpenMP runtime takes that 1 as its count
+#: for every thread from then on), then a fit in a new thread once the 1 is gone.
+FIRST_FIT_UNDER_A_PASSING_LIMIT = """
+import json, os, threading
+import torch
+from threadpoolctl import threadpool_info
+from test_determinism import classifier, fit
+from skprune._kernels import HAVE_NUMBA
+from skprune.datasets import make_text_classification
+
+X, y = make_text_classification(
+    300, 400, n_classes=3, n_topic_words=40, random_state=0
+)
+torch.set_num_threads(2)
+os.environ["OMP_NUM_THREADS"] = "1"
+limited = fit(classifier(0), X, y).estimator_.history[:, "torch_threads"]
+del os.environ["OMP_NUM_THREADS"]
+report = {"limited": limited, "caller": torch.get_num_threads()}
+if HAVE_NUMBA:
+    import numba
+    report["numba_layer"] = numba.threading_layer()
+
+def later():
+    report["new_thread_defaults"] = [
+        i["num_threads"] for i in threadpool_info() if i["user_api"] == "openmp"
+    ]
+    report["later"] = fit(classifier(1), X, y).estimator_.history[:, "torch_threads"]
+
+thread = threading.Thread(target=later)
+thread.start()
+thread.join()
+print(json.dumps(report))
+"""
+
+
+def test_a_limit_in_force_when_an_openmp_runtime_loaded_does_not_limit_later_fits():
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    env["PYTHONPATH"] = os.pathsep.join([WORKTREE, str(Path(__file__).parent)])
+    result = subprocess.run(
+        [sys.executable, "-c", FIRST_FIT_UNDER_A_PASSING_LIMIT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert set(report["limited"]) == {1}
+    assert report["caller"] == 2
+    if report.get("numba_layer") == "omp":  # the trap is set: a runtime says 1
+        assert 1 in report["new_thread_defaults"]
+    assert set(report["later"]) == {2}
 
 
 def test_cv_with_two_threads_equals_one_job(data):
@@ -287,8 +337,8 @@ def test_fits_in_loky_processes_equal_the_same_fits_in_sequence(data, monkeypatc
 
 @pytest.fixture(scope="module")
 def dask_client():
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PYTHONPATH", WORKTREE)  # the workers import this skprune
+    with environment_kept():
+        os.environ["PYTHONPATH"] = WORKTREE  # the workers import this skprune
         cluster = distributed.LocalCluster(
             n_workers=2,
             threads_per_worker=1,
