@@ -60,11 +60,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _provenance  # noqa: E402  first: puts this checkout's skprune on sys.path
+import torch  # noqa: E402
 from _accuracy_plot import write_plot  # noqa: E402
 from _accuracy_runner import ALL_DATASETS, GRIDS, plan, read_rows, run_all  # noqa: E402
 from _accuracy_tables import write_report  # noqa: E402
-
-import torch  # noqa: E402
 
 RESULTS_DIR = _provenance.RESULTS
 
