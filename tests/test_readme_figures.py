@@ -1,0 +1,78 @@
+"""The README's measured figures are exactly what the results files say.
+
+``benchmarks/readme_figures.py`` writes every measured figure of README.md from
+``benchmarks/results/`` into marked regions; these tests fail when the README and
+the results disagree (a results file rerun without regenerating, a figure edited
+by hand), comparing whole regions, never substrings. No benchmark runs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytest.importorskip("pandas")  # the benchmarks extra; the generator reads CSVs
+
+
+@pytest.fixture(scope="module")
+def figures():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location(
+        "readme_figures", ROOT / "benchmarks" / "readme_figures.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_regions_equal_what_the_results_files_give(figures, capsys):
+    assert figures.main(["--check"]) == 0, capsys.readouterr().out
+
+
+def test_every_region_in_the_readme_is_a_known_figure_and_every_figure_is_used(
+    figures,
+):
+    names = [
+        m["name"] for m in figures.REGION.finditer((ROOT / "README.md").read_text())
+    ]
+    assert sorted(names) == sorted(figures.FIGURES)
+    assert len(names) == len(set(names))
+
+
+def test_a_figure_changed_by_one_digit_inside_a_region_fails_the_check(
+    figures, tmp_path, monkeypatch
+):
+    text = (ROOT / "README.md").read_text()
+    region = next(figures.REGION.finditer(text))
+    body = region["body"]
+    digit = next(i for i, c in enumerate(body) if c.isdigit())
+    changed = body[:digit] + str((int(body[digit]) + 1) % 10) + body[digit + 1 :]
+    page = tmp_path / "README.md"
+    monkeypatch.setattr(figures, "PAGES", (page,))
+    page.write_text(text)
+    assert figures.main(["--check"]) == 0  # the copy itself passes
+    edited = text[: region.start("body")] + changed + text[region.end("body") :]
+    page.write_text(edited)
+    assert figures.main(["--check"]) == 1
+    assert page.read_text() == edited  # --check writes nothing
+
+
+def test_a_region_with_extra_text_after_the_generated_part_fails_the_check(
+    figures, tmp_path, monkeypatch
+):
+    """Exact comparison: the generated text plus anything else is not the same."""
+    text = (ROOT / "README.md").read_text()
+    end = next(figures.REGION.finditer(text)).end("body")
+    page = tmp_path / "README.md"
+    page.write_text(text[:end] + "Also 99.9% everywhere.\n" + text[end:])
+    monkeypatch.setattr(figures, "PAGES", (page,))
+    assert figures.main(["--check"]) == 1
+
+
+def test_an_unknown_region_name_is_refused(figures):
+    with pytest.raises(SystemExit, match="unknown figure regions: nosuch"):
+        figures.render("<!-- figures:nosuch -->\nx\n<!-- /figures:nosuch -->\n")
