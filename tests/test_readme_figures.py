@@ -76,3 +76,22 @@ def test_a_region_with_extra_text_after_the_generated_part_fails_the_check(
 def test_an_unknown_region_name_is_refused(figures):
     with pytest.raises(SystemExit, match="unknown figure regions: nosuch"):
         figures.render("<!-- figures:nosuch -->\nx\n<!-- /figures:nosuch -->\n")
+
+
+def test_speed_table_sets_whole_fits_of_equal_epochs_against_skprunes(figures):
+    data = {
+        "fit_epochs": 5,
+        "sizes": {"main": [20000, 100000, 0.001]},
+        "fits": {"main": {"skprune_fit": 4.0, "mlpclassifier_fit": 40.0}},
+        "rows": [
+            {"size": "main", "path": "skprune", "seconds": 0.5},
+            {"size": "main", "path": "skprune_masked", "seconds": 0.75},
+        ],
+    }
+    table = figures._whole_fit_table(data)
+    assert (
+        "| 20,000 x 100,000 at 0.10% | 4.0 s | 40.0 s (10.0x) | not run |"
+        in table.splitlines()
+    )
+    assert "MLPClassifier(max_iter=5)" in table.splitlines()[0]
+    assert "took 1.50x the unmasked epoch" in table
