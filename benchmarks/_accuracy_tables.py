@@ -87,7 +87,11 @@ def readme_table(df: pd.DataFrame, datasets) -> str:
             rows.append(row)
     lines = [header, ["---", "---"] + ["---:"] * 4, *rows]
     text = "\n".join("| " + " | ".join(map(str, line)) + " |" for line in lines)
-    return text + f"\n\nMean of {usual} seed(s), ± half the range over the seeds."
+    seeds = f"{usual} seed" + ("s" if usual != 1 else "")
+    return text + (
+        f"\n\nTest accuracy in %, mean over {seeds} a cell (n= where a cell has "
+        "another count), ± half the range over the seeds; epochs in brackets."
+    )
 
 
 def readme_baselines(df: pd.DataFrame, datasets) -> str:

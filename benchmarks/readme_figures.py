@@ -325,7 +325,45 @@ def ratio_search() -> str:
     return _with(body, "python benchmarks/ratio_search.py", md_provenance(path))
 
 
+def _examples() -> tuple[Path, dict | None]:
+    path = RESULTS / "readme_examples.json"
+    return path, json.loads(path.read_text()) if path.exists() else None
+
+
+def file_sizes() -> str:
+    """Saved-file sizes of a 90%-pruned default model, or that none is measured."""
+    path, data = _examples()
+    command = "python benchmarks/readme_examples.py"
+    if data is None:
+        return f"No results file measures the saved-file sizes yet: `{command}` does.\n"
+    sizes = data["file_sizes"]
+    mib = {k: v / 2**20 for k, v in sizes["bytes"].items()}
+    body = (
+        f"A 90%-pruned default model on `{sizes['data']}` "
+        f"({sizes['n_params']:,} prunable weights) saves to "
+        f"{mib['skprune_save']:.2f} MiB ({mib['skprune_save_with_optimizer']:.2f} "
+        f"MiB with the optimizer state), against {mib['pickle']:.2f} MiB pickled."
+    )
+    return _with(body, command, json_provenance(path, data))
+
+
+def regression_r2() -> str:
+    """The regression example's held-out R^2, or that none is measured."""
+    path, data = _examples()
+    command = "python benchmarks/readme_examples.py"
+    if data is None:
+        return f"No results file records the example's R^2 yet: `{command}` does.\n"
+    r = data["regression"]
+    body = (
+        f"The example's held-out R^2: {r['r2']:.3f}, at `sparsity_` "
+        f"{r['sparsity']:.2f}."
+    )
+    return _with(body, command, json_provenance(path, data))
+
+
 FIGURES: dict[str, Callable[[], str]] = {
+    "file-sizes": file_sizes,
+    "regression": regression_r2,
     "accuracy": accuracy,
     "accuracy-gaps": accuracy_gaps,
     "retraining": retraining,

@@ -9,13 +9,13 @@ by hand), comparing whole regions, never substrings. No benchmark runs.
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-pytest.importorskip("pandas")  # the benchmarks extra; the generator reads CSVs
 
 
 @pytest.fixture(scope="module")
@@ -95,3 +95,43 @@ def test_speed_table_sets_whole_fits_of_equal_epochs_against_skprunes(figures):
     )
     assert "MLPClassifier(max_iter=5)" in table.splitlines()[0]
     assert "took 1.50x the unmasked epoch" in table
+
+
+def test_example_figures_come_from_the_examples_file_once_it_exists(
+    figures, tmp_path, monkeypatch
+):
+    rec = {
+        "command": "python benchmarks/readme_examples.py",
+        "commit": "abc",
+        "dirty": False,
+        "cpu": "CPU",
+        "cores": 2,
+        "torch": "2.x",
+        "torch_threads": 1,
+        "load_before": [0.5, 0.5, 0.5],
+        "load_after": [1.0, 1.0, 1.0],
+        "date": "2026-12-01T00:00:00+00:00",
+    }
+    data = {
+        "file_sizes": {
+            "data": "make_text_classification(2000, 20000, random_state=0)",
+            "n_params": 5_120_000,
+            "bytes": {
+                "skprune_save": 3 * 2**20,
+                "skprune_save_with_optimizer": 9 * 2**20,
+                "pickle": 72 * 2**20,
+            },
+        },
+        "regression": {"r2": 0.9634, "sparsity": 0.9},
+        "provenance": rec,
+    }
+    (tmp_path / "readme_examples.json").write_text(json.dumps(data))
+    monkeypatch.setattr(figures, "RESULTS", tmp_path)
+    monkeypatch.setattr(figures, "_link", lambda path: path.name)
+    sizes = figures.file_sizes()
+    assert (
+        "saves to 3.00 MiB (9.00 MiB with the optimizer state), against 72.00" in sizes
+    )
+    assert "commit `abc`, clean tree" in sizes
+    assert "load average 0.5, 0.5, 0.5 before, 1.0, 1.0, 1.0 after" in sizes
+    assert "held-out R^2: 0.963, at `sparsity_` 0.90." in figures.regression_r2()
