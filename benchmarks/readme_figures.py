@@ -136,12 +136,20 @@ def accuracy() -> str:
         provenance = f"From {_link(csv_path)}, runs: " + "; ".join(
             _provenance.summary(r) for r in runs
         )
+        if runs and runs[-1].get("fits_left"):
+            provenance += (
+                f". **Incomplete: {runs[-1]['fits_left']} fits of the grid not run "
+                "yet** (`--resume` goes on)"
+            )
+        provenance += "."
     else:
         counts = df.skprune_git.fillna("state not recorded").value_counts()
         provenance = (
             f"From {_link(csv_path)}, **not reproducible from a commit**: "
             + "; ".join(f"{state} ({n} fits)" for state, n in counts.items())
-            + "; no record of the machine or its load."
+            + "; no record of the machine or its load. These are the first round's "
+            "fits: they predate the default net's training budget and the faster "
+            "mask selection, and most cells are one seed."
         )
     return _with(body, "python benchmarks/accuracy_vs_sparsity.py --jobs 2", provenance)
 
