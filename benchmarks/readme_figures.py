@@ -321,7 +321,7 @@ def hashing() -> str:
                 f"{r['peak / weights']} |"
             )
     body = "\n".join(rows)
-    provenance = f"Before: {md_provenance(before_path)} Now: {md_provenance(now_path)}"
+    provenance = f"{md_provenance(before_path)} {md_provenance(now_path)}"
     return _with(body, "python benchmarks/hashing_scale.py", provenance)
 
 
