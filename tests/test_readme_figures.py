@@ -20,13 +20,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def figures():
+    # The generator imports its sibling modules (_provenance, _accuracy_tables)
+    # by name, as the benchmark scripts do; the path goes when the module's done.
+    before = list(sys.path)
     sys.path.insert(0, str(ROOT / "benchmarks"))
     spec = importlib.util.spec_from_file_location(
         "readme_figures", ROOT / "benchmarks" / "readme_figures.py"
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module
+    yield module
+    sys.path[:] = before
 
 
 def test_readme_regions_equal_what_the_results_files_give(figures, capsys):
