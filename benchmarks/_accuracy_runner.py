@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import datetime
 import math
+import multiprocessing
 import time
 import warnings
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -354,7 +355,10 @@ def run_all(
             n_done += 1
             record(job, run_job(job, quick), n_done)
         return len(todo) - n_done
-    with ProcessPoolExecutor(max_workers=n_jobs) as pool:
+    # Fresh interpreters, not forks: a fork of a process holding OpenMP state
+    # can hang; sys.path (this checkout's skprune, benchmarks/) goes with them.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=n_jobs, mp_context=context) as pool:
         queue = list(todo)
         running = {}
         while queue or running:
