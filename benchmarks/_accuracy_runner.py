@@ -30,8 +30,9 @@ COMPARE = 0.95  # the sparsity of the acceptance bars
 QUICK_EPOCHS = 2  # dense epochs of a --quick smoke run
 QUICK_ROWS = (600, 300)  # training and test rows of a --quick smoke run
 LR_REFERENCE = {"20newsgroups": 0.844, "reuters_r8": 0.971}  # measured with C=10
-# Acceptance bars at COMPARE: best method within this many points of the control.
-BARS = {"20newsgroups": 1.0, "mnist5k": 0.5}
+# Acceptance bars at COMPARE (issue 16): best method within this many points of
+# its control, on the mean of three seeds.
+BARS = {"20newsgroups": 1.0, "mnist5k": 1.0}
 BASELINES = ("LogisticRegression(C=1)", "LogisticRegression(C=10)")
 
 
