@@ -19,38 +19,31 @@ Reported per ratio, as ratios because the machine is shared and noisy:
   (the weights and Adam's two moments are 3);
 - ``compress()`` time in epochs' worth; target: under 2.
 
-Writes ``benchmarks/results/hashing_scale.md`` (and ``.json``) naming the commit;
-a run from a tree with uncommitted changes is marked DIRTY.
+Writes ``benchmarks/results/hashing_scale.md`` (and ``.json``) with
+``_provenance``'s record (commit, machine, load); a tree with uncommitted
+changes is refused unless ``--allow-dirty``, and then the results are marked.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import _provenance  # first: puts this checkout's skprune on sys.path
 import numpy as np
 import scipy.sparse as sp
 
-RESULTS = Path(__file__).resolve().parent / "results"
-REPO = Path(__file__).resolve().parent.parent
+RESULTS = _provenance.RESULTS
+REPO = _provenance.ROOT
 FULL = {"n_samples": 5_000, "n_features": 2**20, "per_row": 40, "hidden": 256}
 QUICK = {"n_samples": 500, "n_features": 2**16, "per_row": 40, "hidden": 64}
 RATIOS = (0.0, 0.9)
 N_CLASSES = 4
-# What the issue measured on main before this work (2 cores, 2 + 1 epochs).
-BEFORE = {
-    "outside_s": {0.0: 41.0, 0.9: 50.0},
-    "epoch_s": 1.5,
-    "peak_over_weights": 9.1,
-    "compress_s": "6-13",
-}
 
 
 def make_data(n_samples, n_features, per_row, seed=0):
@@ -128,19 +121,6 @@ def measure(ratio: float, config: dict, profile: str | None) -> dict:
     }
 
 
-def commit_label() -> tuple[str, bool]:
-    """The commit the benchmark runs on, and whether the tree has changes."""
-
-    def git(*args):
-        return subprocess.run(
-            ["git", *args], cwd=REPO, capture_output=True, text=True, check=True
-        ).stdout.strip()
-
-    commit = git("rev-parse", "--short", "HEAD")
-    dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
-    return commit, dirty
-
-
 def top_of_profile(path: str, n: int = 15) -> str:
     import io
     import pstats
@@ -159,9 +139,7 @@ def run_child(args: list[str]) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def format_report(rows, config, commit, dirty, profiles) -> str:
-    import torch
-
+def format_report(rows, config, header: str, profiles) -> str:
     gb = 2**30
     weights = rows[0]["weight_bytes"]
     lines = [
@@ -169,11 +147,8 @@ def format_report(rows, config, commit, dirty, profiles) -> str:
         if config is FULL
         else "# Hashing-scale benchmark (quick smoke run, 2^16 features)",
         "",
-        f"Commit {commit}{' (DIRTY TREE: uncommitted changes)' if dirty else ''}. "
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores (shared), Python "
-        f"{platform.python_version()}, torch {torch.__version__}, "
-        f"{rows[0]['torch_threads']} torch threads. Command: "
-        f"`python benchmarks/hashing_scale.py{'' if config is FULL else ' --quick'}`.",
+        header,
+        f"The measuring subprocesses ran {rows[0]['torch_threads']} torch threads.",
         "",
         f"{config['n_samples']:,} rows x {config['n_features']:,} columns, "
         f"{config['per_row']} stored values a row; default net with "
@@ -195,18 +170,10 @@ def format_report(rows, config, commit, dirty, profiles) -> str:
             f"{r['peak_rss_fit'] / weights:.2f} | {r['compress_s']:.2f} | "
             f"{r['compress_s'] / r['epoch_s']:.2f} |"
         )
-    if config is FULL:
-        before = BEFORE
-        lines += [
-            "",
-            "Before (main at the time issue 11 was filed, same data): outside the "
-            f"epochs {before['outside_s'][0.0]:.0f} s at 0.0 and "
-            f"{before['outside_s'][0.9]:.0f} s at 0.9 against about "
-            f"{before['epoch_s']} s an epoch (25-38 epochs' worth); peak "
-            f"{before['peak_over_weights']}x the weights; compress "
-            f"{before['compress_s']} s. Targets: outside / epoch < 2, peak / "
-            "weights <= 4, compress / epoch < 2.",
-        ]
+    lines += [
+        "",
+        "Targets: outside / epoch < 2, peak / weights <= 4, compress / epoch < 2.",
+    ]
     for ratio, text in profiles.items():
         lines += [
             "",
@@ -227,6 +194,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--ratios", default=",".join(map(str, RATIOS)), help="comma-separated"
     )
+    _provenance.add_arguments(parser)
     parser.add_argument("--child", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--child-profile", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -237,9 +205,8 @@ def main(argv=None) -> int:
         print(json.dumps(measure(args.child, config, args.child_profile)))
         return 0
 
-    commit, dirty = commit_label()
-    if dirty:
-        print(f"WARNING: uncommitted changes; results are marked DIRTY ({commit})")
+    _provenance.check_tree(args.allow_dirty)
+    command = _provenance.command_line("hashing_scale.py", argv)
     suffix = "_quick" if args.quick else ""
     rows, profiles = [], {}
     for ratio in (float(r) for r in args.ratios.split(",")):
@@ -262,12 +229,15 @@ def main(argv=None) -> int:
         if profile:
             profiles[ratio] = top_of_profile(profile)
             Path(profile).unlink()
-    report = format_report(rows, config, commit, dirty, profiles)
+    report = format_report(rows, config, _provenance.header(command), profiles)
     print(report)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"hashing_scale{suffix}.md").write_text(report)
     (RESULTS / f"hashing_scale{suffix}.json").write_text(
-        json.dumps({"commit": commit, "dirty": dirty, "rows": rows}, indent=2)
+        json.dumps(
+            {"provenance": _provenance.record(command), "config": config, "rows": rows},
+            indent=2,
+        )
     )
     return 0
 

@@ -15,9 +15,8 @@ model. Run from the repository root, on a quiet machine::
     PYTHONPATH=. python benchmarks/ratio_search.py --quick    # ~2.5 min, 1 core
 
 It writes ``benchmarks/results/ratio_search.md`` (``ratio_search_quick.md`` with
-``--quick``), naming the git commit it ran on. It refuses to run with
-uncommitted changes under ``skprune/`` or ``benchmarks/`` (results aside)
-unless
+``--quick``), with ``_provenance``'s header (commit, machine, load). It refuses
+to run with uncommitted changes to tracked files (results aside) unless
 ``--allow-dirty`` is given, and then marks the results as such. torch and BLAS
 run on one thread, folds one at a time (``n_jobs=1``), so both searches get the
 same machine.
@@ -37,8 +36,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -55,6 +52,9 @@ from sklearn.model_selection import (  # noqa: E402
     train_test_split,
 )
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _provenance  # noqa: E402  first: puts this checkout's skprune on sys.path
+
 import skprune  # noqa: E402
 from skprune import PrunedClassifier, PrunedClassifierCV  # noqa: E402
 
@@ -63,41 +63,10 @@ try:
 except ImportError:  # public in skprune/__init__.py once issue 7 is merged
     from skprune._classifier import default_classifier_net  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _datasets import ORANGE_TEXT_INSTALL, load_20newsgroups  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RATIOS = (0.5, 0.8, 0.9, 0.95, 0.98)
-
-
-def git_state(allow_dirty: bool) -> str:
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-
-    try:
-        commit = git("rev-parse", "--short", "HEAD")
-        dirty = git(
-            "status",
-            "--porcelain",
-            "--",
-            "skprune",
-            "benchmarks",
-            ":!benchmarks/results",
-        )
-    except (OSError, subprocess.CalledProcessError):
-        if not allow_dirty:
-            sys.exit("not a git checkout: cannot name the commit (--allow-dirty)")
-        return "an unknown commit"
-    if dirty and not allow_dirty:
-        sys.exit(
-            "uncommitted changes under skprune/ or benchmarks/:\n"
-            f"{dirty}\ncommit them first, or pass --allow-dirty"
-        )
-    return f"commit {commit}" + (
-        " **WITH UNCOMMITTED CHANGES (results not reproducible)**" if dirty else ""
-    )
 
 
 def load(quick: bool):
@@ -170,7 +139,7 @@ def run(quick: bool, cv: int, random_state: int):
     }
 
 
-def report(result, quick: bool, state: str) -> str:
+def report(result, quick: bool, command: str) -> str:
     path, grid = result["path"], result["grid"]
     (n_train, n_features), n_test, n_classes = result["data"]
     dense = result["epochs"]
@@ -203,9 +172,7 @@ def report(result, quick: bool, state: str) -> str:
         + " |"
         for r in path_means
     ]
-    flag = " --quick" if quick else ""
     now = datetime.datetime.now(datetime.timezone.utc)
-    machine = platform.processor() or platform.machine()
     ratios = ", ".join(f"{r:g}" for r in RATIOS)
     subsampled = " subsampled" if quick else ""
     return "\n".join(
@@ -213,10 +180,9 @@ def report(result, quick: bool, state: str) -> str:
             "# Choosing the prune ratio: PrunedClassifierCV against GridSearchCV"
             + (" (--quick)" if quick else ""),
             "",
-            f"Written by `benchmarks/ratio_search.py{flag}` on {now:%Y-%m-%d %H:%M} "
-            f"UTC from {state}, on {machine} ({os.cpu_count()} cores; torch on "
-            f"{torch.get_num_threads()} thread, folds one at a time), skprune "
-            f"{skprune.__version__}, torch {torch.__version__}.",
+            _provenance.header(command),
+            f"Written on {now:%Y-%m-%d %H:%M} UTC; folds one at a time; skprune "
+            f"{skprune.__version__}.",
             "",
             f"20 Newsgroups, official split{subsampled}: {n_train:,} training and "
             f"{n_test:,} test documents, {n_features:,} TF-IDF features, "
@@ -253,12 +219,13 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="small smoke run")
     parser.add_argument("--cv", type=int, default=3, help="folds (default: 3)")
     parser.add_argument("--random-state", type=int, default=0)
-    parser.add_argument("--allow-dirty", action="store_true")
+    _provenance.add_arguments(parser)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    state = git_state(args.allow_dirty)
+    _provenance.check_tree(args.allow_dirty)
+    command = _provenance.command_line("ratio_search.py", argv)
     result = run(args.quick, args.cv, args.random_state)
-    text = report(result, args.quick, state)
+    text = report(result, args.quick, command)
     name = "ratio_search_quick.md" if args.quick else "ratio_search.md"
     out = ROOT / "benchmarks" / "results" / name
     out.write_text(text)

@@ -12,12 +12,14 @@ prunable weights removed, each row fits the pruned model and its unpruned contro
   literature's choice for SGD with long retraining);
 - longer schedules: iterative x5 with 4 retraining epochs per round, gradual x16.
 
-Writes ``benchmarks/results/retraining_budget.md``. About 5 minutes on one core.
+Writes ``benchmarks/results/retraining_budget.md`` with ``_provenance``'s header
+(commit, machine, load); a dirty tree is refused unless ``--allow-dirty``. About
+5 minutes on one core.
 """
 
 from __future__ import annotations
 
-import platform
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -25,6 +27,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _provenance  # noqa: E402  first: puts this checkout's skprune on sys.path
 from _datasets import load_mnist5k  # noqa: E402
 
 from skprune import PrunedClassifier  # noqa: E402
@@ -48,15 +51,17 @@ CONFIGS = {
 SEEDS = (0, 1)
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    _provenance.add_arguments(parser)
+    args = parser.parse_args(argv)
+    _provenance.check_tree(args.allow_dirty)
     torch.set_num_threads(1)
     X_train, y_train, X_test, y_test = load_mnist5k()
     lines = [
         "# Retraining choices at 95% sparsity, MNIST-5k",
         "",
-        f"Command: `python benchmarks/retraining_budget.py`; {platform.machine()}, "
-        f"1 torch thread, torch {torch.__version__}. Test accuracy in %, "
-        f"mean of seeds {list(SEEDS)}.",
+        f"Test accuracy in %, mean of seeds {list(SEEDS)}.",
         "",
         "| schedule | epochs | control | pruned 95% | difference |",
         "| --- | ---: | ---: | ---: | ---: |",
@@ -86,7 +91,13 @@ def main() -> int:
             f"| {name} | {epochs} | {control:.2f} | {pruned:.2f} | "
             f"{pruned - control:+.2f} |"
         )
-    report = "\n".join(lines) + "\n"
+    command = _provenance.command_line("retraining_budget.py", argv)
+    header = [
+        "# Retraining choices at 95% sparsity, MNIST-5k",
+        "",
+        _provenance.header(command),
+    ]
+    report = "\n".join(header + lines[2:]) + "\n"
     print(report)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "retraining_budget.md").write_text(report)
