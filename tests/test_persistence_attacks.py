@@ -7,6 +7,7 @@ parser is reached, and asserts that loading raises ``ModelFileError`` or
 directory, no new module in ``sys.modules``, memory bounded.
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -37,9 +38,13 @@ def read_parts(path) -> dict[str, bytes]:
 def write_parts(path, parts: dict[str, bytes], fix_checksums=True) -> None:
     """Write ``parts`` as a zip, with the manifest's checksums and sizes made to
     match them so that the loader gets past its integrity checks."""
+    manifest = None
     if fix_checksums and "manifest.json" in parts:
-        manifest = json.loads(parts["manifest.json"])
-        for name, record in manifest.get("parts", {}).items():
+        # A mutated manifest that is not JSON has no checksums to make match.
+        with contextlib.suppress(ValueError):
+            manifest = json.loads(parts["manifest.json"])
+    if isinstance(manifest, dict) and isinstance(manifest.get("parts"), dict):
+        for name, record in manifest["parts"].items():
             if name in parts and isinstance(record, dict):
                 record["sha256"] = hashlib.sha256(parts[name]).hexdigest()
                 record["bytes"] = len(parts[name])
