@@ -35,7 +35,9 @@ from sklearn.utils.multiclass import type_of_target
 
 from ._classifier import PrunedClassifier, default_classifier_net
 from ._cv import PrunedClassifierCV
+from ._params import default_retrain_epochs
 from .datasets import make_text_classification
+from .exceptions import DataError
 
 __all__ = ["main"]
 
@@ -44,10 +46,6 @@ DEFAULT_N_SAMPLES = 1500
 DEFAULT_N_FEATURES = 10000
 DEFAULT_CV = 3
 DEFAULT_RANDOM_STATE = 0
-
-
-class DataError(Exception):
-    """A data file that cannot be used; reported without a traceback."""
 
 
 # argument parsing ---------------------------------------------------------------
@@ -597,7 +595,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     net = make_classifier(0.0, epochs=args.epochs).estimator
     epochs = net.max_epochs
-    retrain = max(1, (2 * epochs) // 3)
+    retrain = default_retrain_epochs(epochs)
     print(describe_data(source, X, y))
     print(
         "Model: PrunedClassifier, default net (MLP with 256 hidden units),\n"

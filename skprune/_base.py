@@ -19,15 +19,19 @@ import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import HasMethods
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EarlyStopping, GradientNormClipping
 from skorch.dataset import Dataset as SkorchDataset
 from torch.utils.data import DataLoader
 
 from ._budget import default_max_epochs
-from ._params import PRUNING_PARAMETER_CONSTRAINTS
+from ._compat import HasMethods, _check_sample_weight
+from ._params import (
+    PRUNING_PARAMETER_CONSTRAINTS,
+    default_retrain_epochs,
+    pruning_params,
+)
 from ._random import fit_random_state
 from ._threads import thread_budget
 from ._validation import validate_data
@@ -87,7 +91,6 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "estimator": [HasMethods(["fit", "initialize", "partial_fit"]), None],
         **PRUNING_PARAMETER_CONSTRAINTS,
-        "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
 
@@ -235,20 +238,14 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
         train_epochs = int(net.max_epochs)
         retrain_epochs = self.retrain_epochs
         if retrain_epochs is None:
-            retrain_epochs = max(1, (2 * train_epochs) // 3)
-        # The estimator's pruning parameters are the callback's, by the same names.
-        shared = set(inspect.signature(Pruning).parameters) & set(
-            self.get_params(deep=False)
-        )
-        return Pruning(
-            train_epochs=train_epochs,
-            retrain_epochs=retrain_epochs,
-            random_state=seed,
-            **{
-                name: getattr(self, name)
-                for name in shared - {"retrain_epochs", "random_state"}
-            },
-        ).initialize()
+            retrain_epochs = default_retrain_epochs(train_epochs)
+        params = {
+            **pruning_params(self),
+            "train_epochs": train_epochs,
+            "retrain_epochs": retrain_epochs,
+            "random_state": seed,
+        }
+        return Pruning(**params).initialize()
 
     def _net_params(self, net, pruning) -> dict:
         # First among the user's callbacks, so theirs see masked weights.

@@ -9,7 +9,6 @@ one dense training plus one short retraining per ratio.
 
 from __future__ import annotations
 
-import inspect
 import time
 from numbers import Integral
 
@@ -20,7 +19,6 @@ from sklearn.base import clone
 from sklearn.metrics import check_scoring, get_scorer_names
 from sklearn.model_selection import StratifiedKFold, check_cv
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metadata_routing import (
     UNUSED,
     MetadataRouter,
@@ -28,10 +26,11 @@ from sklearn.utils.metadata_routing import (
     process_routing,
 )
 from sklearn.utils.parallel import Parallel, delayed
-from sklearn_compat.base import _fit_context
 
 from ._base import ACCEPTED_SPARSE, _as_batchable, _checked_sample_weight
 from ._classifier import PrunedClassifier
+from ._compat import Interval, StrOptions, _fit_context
+from ._params import PATH_SETS, default_path_retrain_epochs, pruning_params
 from ._validation import validate_data
 from .callbacks import Pruning
 from .progress import PruningProgress
@@ -40,6 +39,20 @@ from .schedules import PruningStep
 __all__ = ["PrunedClassifierCV"]
 
 SELECTIONS = ("1se", "best")
+
+#: Parameters of a :class:`PrunedClassifier` that the search takes over as they
+#: are (besides ``estimator``): the pruning parameters its path does not set.
+SEARCH_SHARED = ("verbose", "class_weight")
+
+
+def search_params(estimator) -> dict:
+    """What a :class:`PrunedClassifier` (or search) hands a search, by name; the
+    search's own ``prune_ratios`` replace ``prune_ratio``, ``schedule`` and
+    ``n_rounds``."""
+    return {
+        **pruning_params(estimator, exclude=PATH_SETS),
+        **{name: getattr(estimator, name) for name in SEARCH_SHARED},
+    }
 
 
 class PrunedClassifierCV(PrunedClassifier):
@@ -86,17 +99,19 @@ class PrunedClassifierCV(PrunedClassifier):
         :func:`joblib.parallel_backend` context, -1 is all processors. Results
         do not depend on it, nor on the joblib backend (threads or processes),
         where each fit gets the same torch thread count (see ``random_state``).
-    retrain_epochs : int, default=None
-        Epochs of retraining after each ratio of the path. None means a third of
-        the net's ``max_epochs`` (at least 1): each step of the path removes a
-        smaller share of what is left than one-shot pruning to the same ratio,
-        much as the rounds of ``schedule="iterative"`` do, and the retraining
-        adds up along the path.
+    retrain_epochs : int or None, default=None
+        Epochs of retraining after each round. Here a round is a ratio of the
+        path; None means a third of the net's ``max_epochs`` (at least 1,
+        :func:`~skprune._params.default_path_retrain_epochs`): each step of the
+        path removes a smaller share of what is left than one-shot pruning to
+        the same ratio, much as the rounds of ``schedule="iterative"`` do, and
+        the retraining adds up along the path.
     importance, granularity, scope, retrain_lr_factor, rewind, rewind_epoch, \
 min_keep, prune_output, prune_bias, layers
         As in :class:`PrunedClassifier`.
     random_state : int, RandomState instance or None, default=None
-        Seeds the training: all folds train with one seed drawn from it, and
+        Seeds what pruning draws at random (``importance="random"``). Also
+        seeds the training: all folds train with one seed drawn from it, and
         the refit is seeded with it as :class:`PrunedClassifier` would be
         (whose ``random_state`` says what a module of your own must do for
         ``n_jobs`` not to matter).
@@ -157,7 +172,7 @@ n_params_, n_nonzero_params_, support_, pruning_report_, pruning_history_, flops
         **{
             name: constraint
             for name, constraint in PrunedClassifier._parameter_constraints.items()
-            if name not in ("prune_ratio", "schedule", "n_rounds")
+            if name not in PATH_SETS
         },
         "prune_ratios": ["array-like"],
         "cv": ["cv_object"],
@@ -368,16 +383,16 @@ n_params_, n_nonzero_params_, support_, pruning_report_, pruning_history_, flops
         """The path callback along ``ratios``: it scores ``heldout`` (a fold's
         :class:`_HeldOut`; None in the refit) at each ratio, and ``prefix`` leads
         its progress lines."""
-        # The parent builds the callback its parameters describe (with the
-        # default retraining epochs filled in); the path callback takes them over.
-        single = super()._make_pruning(net, seed)
+        train_epochs = int(net.max_epochs)
+        retrain_epochs = self.retrain_epochs
+        if retrain_epochs is None:
+            retrain_epochs = default_path_retrain_epochs(train_epochs)
         params = {
-            name: getattr(single, name)
-            for name in inspect.signature(Pruning).parameters
-            if name not in ("prune_ratio", "schedule", "n_rounds")
+            **pruning_params(self, exclude=PATH_SETS),
+            "train_epochs": train_epochs,
+            "retrain_epochs": retrain_epochs,
+            "random_state": seed,
         }
-        if self.retrain_epochs is None:
-            params["retrain_epochs"] = max(1, int(net.max_epochs) // 3)
         pruning = _PathPruning(ratios=ratios, **params).initialize()
         pruning.heldout_ = heldout
         pruning.prefix_ = prefix
@@ -429,14 +444,8 @@ class _HeldOut:
         self.X, self.y, self.scorer, self.fold = X, y, scorer, fold
 
     def score(self, net, pruning, ratio: float) -> float:
-        params = self.fold.get_params(deep=False)
         view = PrunedClassifier(
-            **{
-                name: params[name]
-                for name in PrunedClassifier._get_param_names()
-                if name in params
-            },
-            prune_ratio=ratio,
+            **search_params(self.fold), estimator=self.fold.estimator, prune_ratio=ratio
         )
         view.estimator_ = net
         view.classes_ = self.fold.classes_
@@ -469,8 +478,7 @@ class _PathPruning(Pruning):
     def _get_param_names(cls):
         # The path's ratios and every parameter of Pruning but those the path
         # sets itself: clone() rebuilds the callback from exactly these.
-        path_set = {"prune_ratio", "schedule", "n_rounds"}
-        return sorted({"ratios", *Pruning._get_param_names()} - path_set)
+        return sorted({"ratios", *Pruning._get_param_names()} - set(PATH_SETS))
 
     @property
     def total_epochs(self) -> int:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import scipy.sparse as sp
-from sklearn_compat.utils.validation import validate_data as _validate_data
 
+from ._compat import validate_data as _validate_data
 from .data import _check_sparse_structure
 
 __all__ = ["validate_data"]

@@ -19,12 +19,13 @@ from numbers import Integral
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
-from sklearn.utils._param_validation import Interval, validate_parameter_constraints
+from sklearn.utils import check_random_state
 from skorch.callbacks import Callback
 from skorch.dataset import get_len
 from skorch.utils import data_from_dataset
 
 from . import importance as importance_lib
+from ._compat import Interval, validate_parameter_constraints
 from ._params import PRUNING_PARAMETER_CONSTRAINTS, default_retrain_epochs
 from .compress import shrink_mlp_, structure_to_keep
 from .granularity import make_granularity
@@ -52,47 +53,51 @@ class Pruning(Callback):
         input features for ``"feature"``. 0 prunes nothing but trains on the
         same schedule, which makes it the fair unpruned control.
     importance : {"magnitude", "taylor", "random"} or callable, default="magnitude"
-        How weights are ranked; a callable ``(name, weight, grad) -> scores`` is
+        How weights are ranked. A callable ``(name, weight, grad) -> scores`` is
         also accepted (see :mod:`skprune.importance`).
     granularity : {"weight", "neuron", "feature"}, default="weight"
-        What is removed: single weights; whole hidden units (a row of one layer,
-        its bias and the matching column of the next layer); or whole input
-        features (a column of the first layer).
+        What is removed: single weights, whole hidden units, or whole input
+        features. A hidden unit is a row of one layer, its bias and the matching
+        column of the next layer; a feature is a column of the first layer.
     scope : {"global", "layer"}, default="global"
-        Rank across all prunable layers at once, or prune ``prune_ratio`` of
-        each layer.
+        One ranking across all prunable layers, or ``prune_ratio`` in each layer.
     schedule : {"oneshot", "iterative", "gradual"}, default="oneshot"
-        When to prune; see :mod:`skprune.schedules`.
+        When to prune. See :mod:`skprune.schedules`.
     train_epochs : int, default=6
         Epochs of dense training before the first pruning step.
-    retrain_epochs : int or None, default=4
-        Epochs of retraining after each pruning round; None means
-        :func:`default_retrain_epochs` of ``train_epochs``.
     n_rounds : int, default=1
-        Pruning rounds of ``"iterative"`` and steps of ``"gradual"``.
+        Rounds of ``"iterative"``, steps of ``"gradual"``.
+    retrain_epochs : int or None, default=None
+        Epochs of retraining after each round. None means
+        :func:`default_retrain_epochs` of ``train_epochs`` (two thirds, at
+        least 1).
     retrain_lr_factor : float, default=1.0
-        From the first pruning step on, the learning rate of every parameter
-        group is its initial value times this factor.
+        Learning rate during retraining, as a multiple of the initial one. From
+        the first pruning step on, every parameter group's learning rate is its
+        initial value times this factor.
     rewind : bool, default=False
-        After each pruning step, reset the surviving weights (and all biases) to
-        their values after ``rewind_epoch`` epochs and clear the optimizer state,
-        as in Frankle & Carbin (2019).
+        Reset surviving weights to their values after ``rewind_epoch`` epochs
+        after each pruning step (lottery-ticket rewinding). Biases are reset
+        too and the optimizer state is cleared, as in Frankle & Carbin (2019).
     rewind_epoch : int, default=0
-        Epoch whose values ``rewind`` restores; 0 is the initialisation.
+        Epoch whose weights ``rewind`` restores; 0 is the initialisation.
     min_keep : int or float, default=1
-        Floor per prunable tensor (per layer): an int is a count of weights
-        (units, features), a float in (0, 1) a fraction that always survives.
+        Floor per layer: a count, or a fraction in (0, 1), of its weights
+        (units, features) that always survives.
     prune_output : bool, default=False
         Whether the output layer's weights are prunable.
     prune_bias : bool, default=False
-        Whether biases are prunable (``granularity="weight"`` only; pruning a
-        hidden unit always removes its bias).
-    layers : sequence of str or None, default=None
-        ``fnmatch`` patterns over weight names (``"layers.0.weight"``) selecting
-        the prunable layers; overrides ``prune_output``. None selects every
-        affine layer except the output layer.
-    random_state : int, default=0
-        Seed of ``importance="random"``.
+        Whether biases are prunable (``granularity="weight"`` only). Pruning a
+        hidden unit always removes its bias.
+    layers : list of str or None, default=None
+        ``fnmatch`` patterns of the weight names to prune, for example
+        ``["layers.0.weight"]``; None means every layer but the output layer.
+        The patterns override ``prune_output``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds what pruning draws at random (``importance="random"``). An
+        int is the seed of the first round (each round adds one); otherwise a
+        seed is drawn from it at ``initialize``, None drawing from numpy's
+        global generator.
 
     Attributes
     ----------
@@ -127,7 +132,6 @@ class Pruning(Callback):
     _parameter_constraints: dict = {
         **PRUNING_PARAMETER_CONSTRAINTS,
         "train_epochs": [Interval(Integral, 1, None, closed="left")],
-        "random_state": [Interval(Integral, None, None, closed="neither")],
     }
 
     def __init__(
@@ -139,8 +143,8 @@ class Pruning(Callback):
         scope: str = "global",
         schedule: str = "oneshot",
         train_epochs: int = 6,
-        retrain_epochs: int = 4,
         n_rounds: int = 1,
+        retrain_epochs: int | None = None,
         retrain_lr_factor: float = 1.0,
         rewind: bool = False,
         rewind_epoch: int = 0,
@@ -148,7 +152,7 @@ class Pruning(Callback):
         prune_output: bool = False,
         prune_bias: bool = False,
         layers: Sequence[str] | None = None,
-        random_state: int = 0,
+        random_state=None,
     ) -> None:
         self.prune_ratio = prune_ratio
         self.importance = importance
@@ -156,8 +160,8 @@ class Pruning(Callback):
         self.scope = scope
         self.schedule = schedule
         self.train_epochs = train_epochs
-        self.retrain_epochs = retrain_epochs
         self.n_rounds = n_rounds
+        self.retrain_epochs = retrain_epochs
         self.retrain_lr_factor = retrain_lr_factor
         self.rewind = rewind
         self.rewind_epoch = rewind_epoch
@@ -185,6 +189,7 @@ class Pruning(Callback):
 
     def initialize(self):
         self._validate_params()
+        self._seed = _seed_of(self.random_state)
         self.steps_ = self._make_steps()
         self.masks_ = {}
         self.shrunk_ = False
@@ -336,7 +341,7 @@ class Pruning(Callback):
         if self._grad_batches:
             grads = {n: s / self._grad_batches for n, s in self._grad_sums.items()}
         criterion = importance_lib.resolve(
-            self.importance, seed=self.random_state + self._next_step
+            self.importance, seed=self._seed + self._next_step
         )
         granularity = self.granularity_
         # Weight scores that need no pooling are made a block of rows at a time
@@ -518,6 +523,14 @@ def _evaluate(net, dataset):
     _, y = data_from_dataset(dataset)
     score = float(net.score(dataset, np.asarray(y))) if hasattr(net, "score") else None
     return total / max(count, 1), score
+
+
+def _seed_of(random_state) -> int:
+    """An int seed as it is; otherwise one drawn from ``random_state`` (None is
+    numpy's global generator), as scikit-learn draws seeds."""
+    if isinstance(random_state, Integral):
+        return int(random_state)
+    return int(check_random_state(random_state).randint(2**31 - 1))
 
 
 def _copy_parameters(module):

@@ -22,6 +22,7 @@ from .._cv import _PathPruning
 from .._random import fit_random_state
 from ..callbacks import Pruning
 from ..compress import shrink_mlp_
+from ..exceptions import ModelFileError
 from ..granularity import make_granularity
 from ..masks import PrunableLayer
 from ..modules import MLPModule
@@ -45,7 +46,6 @@ from ._checks import (
     take,
     tensor,
 )
-from ._container import ModelFileError
 from ._values import check_finite, parse_device
 
 #: Most pruning rounds a loaded schedule may have; making the schedule allocates

@@ -46,6 +46,7 @@ from .._regressor import CompressedRegressor, PrunedRegressor
 from ..callbacks import Pruning
 from ..compress import CompactMLP
 from ..data import BatchLoader, SparseDataset
+from ..exceptions import ModelFileError, UntrustedTypeError
 from ..losses import WeightedLoss
 from ..masks import PrunableLayer
 from ..modules import MLPModule
@@ -68,7 +69,7 @@ from ._checks import (
     string,
     take,
 )
-from ._container import REFUSED_FIELDS, ModelFileError, UntrustedTypeError
+from ._container import REFUSED_FIELDS
 from ._nets import (
     LR_POLICIES,
     SKORCH_CALLBACKS,
