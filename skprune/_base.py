@@ -27,25 +27,23 @@ from torch.utils.data import DataLoader
 
 from ._budget import default_max_epochs
 from ._compat import HasMethods, _check_sample_weight
+from ._core.masks import find_prunable_layers
+from ._core.report import summarize
+from ._nn._random import fit_random_state
+from ._nn._threads import thread_budget
+from ._nn.data import BatchLoader, SparseDataset, as_canonical_csr
+from ._nn.losses import WeightedLoss, unweighted_loss
+from ._nn.modules import float64_prediction
+from ._nn.optim import LazyAdam
 from ._params import (
     PRUNING_PARAMETER_CONSTRAINTS,
     default_retrain_epochs,
     pruning_params,
 )
-from ._random import fit_random_state
-from ._threads import thread_budget
-from ._validation import validate_data
-from .callbacks import Pruning
-from .data import BatchLoader, SparseDataset, as_canonical_csr
+from ._validation import ACCEPTED_SPARSE, validate_data
+from .callbacks._pruning import Pruning
+from .callbacks.progress import PruningProgress
 from .exceptions import DenseGradientWarning
-from .losses import WeightedLoss, unweighted_loss
-from .masks import find_prunable_layers
-from .modules import float64_prediction
-from .optim import LazyAdam
-from .progress import PruningProgress
-from .report import summarize
-
-ACCEPTED_SPARSE = ("csr", "csc", "coo")
 
 #: What the default classifier and regressor nets share: one hidden layer of 256
 #: units with a row-sparse first-layer gradient stepped by LazyAdam (the fast

@@ -16,14 +16,14 @@ from skorch import NeuralNetClassifier
 
 from ._base import DEFAULT_NET_TRAINING, BasePruned
 from ._compat import StrOptions, _fit_context
-from ._compressed import (
+from ._nn.losses import WeightedLoss, unweighted_loss
+from ._nn.modules import MLPModule
+from .compress._compact import compact_mlp
+from .compress._estimators import (
     CompressedClassifier,
     copy_feature_names,
     decision_from_logits,
 )
-from .compress import compact_mlp
-from .losses import WeightedLoss, unweighted_loss
-from .modules import MLPModule
 
 __all__ = ["PrunedClassifier", "default_classifier_net"]
 

@@ -9,7 +9,6 @@ one dense training plus one short retraining per ratio.
 
 from __future__ import annotations
 
-import time
 from numbers import Integral
 
 import numpy as np
@@ -27,14 +26,14 @@ from sklearn.utils.metadata_routing import (
 )
 from sklearn.utils.parallel import Parallel, delayed
 
-from ._base import ACCEPTED_SPARSE, _as_batchable, _checked_sample_weight
+from ._base import _as_batchable, _checked_sample_weight
 from ._classifier import PrunedClassifier
 from ._compat import Interval, StrOptions, _fit_context
 from ._params import PATH_SETS, default_path_retrain_epochs, pruning_params
-from ._validation import validate_data
-from .callbacks import Pruning
-from .progress import PruningProgress
-from .schedules import PruningStep
+from ._validation import ACCEPTED_SPARSE, validate_data
+from .callbacks._path import _PathPruning
+from .callbacks._pruning import Pruning
+from .callbacks.progress import PruningProgress
 
 __all__ = ["PrunedClassifierCV"]
 
@@ -452,76 +451,6 @@ class _HeldOut:
         view.n_features_in_ = self.fold.n_features_in_
         view._set_pruning_attributes(net, pruning)
         return float(self.scorer(view, self.X, self.y))
-
-
-class _PathPruning(Pruning):
-    """Prune along increasing ratios, one step per ratio, each followed by
-    ``retrain_epochs`` of retraining; with ``heldout_`` set, score the net right
-    before each step and at the end of training.
-
-    ``scores_`` and ``times_`` hold the scores and the seconds since training
-    began, the dense network's first; each history row also gets its
-    ``"heldout_score"``.
-    """
-
-    def __init__(self, ratios=(0.5,), **params) -> None:
-        super().__init__(
-            prune_ratio=float(ratios[-1]) if len(ratios) else 0.0, **params
-        )
-        self.ratios = ratios  # as given, so that clone() finds it unchanged
-        # Set by the estimator after construction; skorch re-initialises
-        # callbacks, so initialize() leaves them alone.
-        self.heldout_ = None
-        self.prefix_ = ""
-
-    @classmethod
-    def _get_param_names(cls):
-        # The path's ratios and every parameter of Pruning but those the path
-        # sets itself: clone() rebuilds the callback from exactly these.
-        return sorted({"ratios", *Pruning._get_param_names()} - set(PATH_SETS))
-
-    @property
-    def total_epochs(self) -> int:
-        return self.train_epochs + len(self.ratios) * self.retrain_epochs
-
-    def _make_steps(self) -> list[PruningStep]:
-        return [
-            PruningStep(
-                float(self.train_epochs + k * self.retrain_epochs), float(ratio)
-            )
-            for k, ratio in enumerate(self.ratios)
-        ]
-
-    def initialize(self):
-        super().initialize()
-        self.steps_ = self._make_steps()
-        self.scores_ = []
-        self.times_ = []
-        self.start_time_ = None
-        return self
-
-    def on_train_begin(self, net, X=None, y=None, **kwargs):
-        if self.start_time_ is None:
-            self.start_time_ = time.perf_counter()
-        super().on_train_begin(net, X=X, y=y, **kwargs)
-
-    def _prune(self, net):
-        self._score_heldout(net)
-        super()._prune(net)
-
-    def on_train_end(self, net, X=None, y=None, **kwargs):
-        super().on_train_end(net, X=X, y=y, **kwargs)
-        self._score_heldout(net)
-
-    def _score_heldout(self, net) -> None:
-        if self.heldout_ is None:
-            return
-        self.times_.append(time.perf_counter() - self.start_time_)
-        ratio = (0.0, *self.ratios)[len(self.scores_)]
-        score = self.heldout_.score(net, self, float(ratio))
-        self.scores_.append(score)
-        if self.history_:
-            self.history_[-1]["heldout_score"] = score
 
 
 def _select(means, stds, n_splits: int, select: str) -> int:

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from numbers import Integral, Real
 
 from ._compat import Interval, StrOptions
-from .granularity import GRANULARITIES
-from .importance import IMPORTANCE_CRITERIA
-from .schedules import SCHEDULES
+from ._core.granularity import GRANULARITIES
+from ._core.importance import IMPORTANCE_CRITERIA
+from ._core.schedules import SCHEDULES
 
 __all__ = [
     "PATH_SETS",

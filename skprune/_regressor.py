@@ -15,11 +15,11 @@ from skorch import NeuralNetRegressor
 
 from ._base import DEFAULT_NET_TRAINING, BasePruned
 from ._compat import _fit_context
-from ._compressed import CompressedModel, copy_feature_names
-from .compress import CompactMLP, compact_mlp
-from .modules import MLPModule
+from ._nn.modules import MLPModule
+from .compress._compact import compact_mlp
+from .compress._estimators import CompressedRegressor, _as_targets, copy_feature_names
 
-__all__ = ["CompressedRegressor", "PrunedRegressor", "default_regressor_net"]
+__all__ = ["PrunedRegressor", "default_regressor_net"]
 
 
 def default_regressor_net() -> NeuralNetRegressor:
@@ -230,40 +230,3 @@ class PrunedRegressor(RegressorMixin, BasePruned):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         return tags
-
-
-class CompressedRegressor(RegressorMixin, CompressedModel):
-    """A pruned regressor reduced to what it computes, for fast, small predictions.
-
-    Made by :meth:`skprune.PrunedRegressor.compress`. It predicts what the fitted
-    estimator predicts (to float tolerance) and cannot be trained. Its input is
-    checked as :class:`~skprune.CompressedClassifier`'s is.
-
-    Parameters
-    ----------
-    network : skprune.compress.CompactMLP
-        The compact network; one output per target.
-
-    Attributes
-    ----------
-    n_outputs_ : int
-    n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        The fitted estimator's, defined only when it has them.
-    """
-
-    def __init__(self, network: CompactMLP) -> None:
-        self.network = network
-
-    @property
-    def n_outputs_(self) -> int:
-        return len(self.network.biases[-1])
-
-    def predict(self, X) -> np.ndarray:
-        """Predicted targets, of shape (n_samples,) or (n_samples, n_outputs)."""
-        return _as_targets(self._network_outputs(X).astype(np.float64))
-
-
-def _as_targets(outputs: np.ndarray) -> np.ndarray:
-    """A single output as a 1-D array, as scikit-learn's regressors return it."""
-    return outputs[:, 0] if outputs.shape[1] == 1 else outputs

@@ -5,9 +5,12 @@ from __future__ import annotations
 import scipy.sparse as sp
 
 from ._compat import validate_data as _validate_data
-from .data import _check_sparse_structure
+from ._nn.data import _check_sparse_structure
 
-__all__ = ["validate_data"]
+__all__ = ["ACCEPTED_SPARSE", "validate_data"]
+
+#: The scipy sparse formats every estimator accepts as ``X``.
+ACCEPTED_SPARSE = ("csr", "csc", "coo")
 
 
 def validate_data(estimator, X="no_validation", y="no_validation", **check_params):

@@ -24,20 +24,20 @@ from skorch.callbacks import Callback
 from skorch.dataset import get_len
 from skorch.utils import data_from_dataset
 
-from . import importance as importance_lib
-from ._compat import Interval, validate_parameter_constraints
-from ._params import PRUNING_PARAMETER_CONSTRAINTS, default_retrain_epochs
-from .compress import shrink_mlp_, structure_to_keep
-from .granularity import make_granularity
-from .masks import (
+from .._compat import Interval, validate_parameter_constraints
+from .._core import importance as importance_lib
+from .._core.granularity import make_granularity
+from .._core.masks import (
     apply_masks,
     find_prunable_layers,
     mask_sparse_gradient,
     reachable_ratio,
     select_masks,
 )
-from .modules import MLPModule
-from .schedules import PruningStep, make_schedule, total_epochs
+from .._core.schedules import PruningStep, make_schedule, total_epochs
+from .._nn.modules import MLPModule
+from .._params import PRUNING_PARAMETER_CONSTRAINTS, default_retrain_epochs
+from ..compress._shrink import shrink_mlp_, structure_to_keep
 
 __all__ = ["Pruning", "default_retrain_epochs"]
 
