@@ -14,10 +14,11 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNetClassifier
 
-from ._base import DEFAULT_NET_TRAINING, BasePruned
+from ._base import BasePruned
 from ._compat import StrOptions, _fit_context
 from ._nn.losses import WeightedLoss, unweighted_loss
 from ._nn.modules import MLPModule
+from ._wiring import DEFAULT_NET_TRAINING
 from .compress._compact import compact_mlp
 from .compress._estimators import (
     CompressedClassifier,

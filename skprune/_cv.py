@@ -26,11 +26,12 @@ from sklearn.utils.metadata_routing import (
 )
 from sklearn.utils.parallel import Parallel, delayed
 
-from ._base import _as_batchable, _checked_sample_weight
+from ._checks import _checked_sample_weight
 from ._classifier import PrunedClassifier
 from ._compat import Interval, StrOptions, _fit_context
 from ._params import PATH_SETS, default_path_retrain_epochs, pruning_params
 from ._validation import ACCEPTED_SPARSE, validate_data
+from ._wiring import _as_batchable
 from .callbacks._path import _PathPruning
 from .callbacks._pruning import Pruning
 from .callbacks.progress import PruningProgress

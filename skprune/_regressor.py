@@ -13,9 +13,10 @@ from sklearn.base import RegressorMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 from skorch import NeuralNetRegressor
 
-from ._base import DEFAULT_NET_TRAINING, BasePruned
+from ._base import BasePruned
 from ._compat import _fit_context
 from ._nn.modules import MLPModule
+from ._wiring import DEFAULT_NET_TRAINING
 from .compress._compact import compact_mlp
 from .compress._estimators import CompressedRegressor, _as_targets, copy_feature_names
 

@@ -122,6 +122,7 @@ def test_regressor_and_its_compressed_copy_round_trip(tmp_path):
 
 def test_string_labels_and_feature_names_round_trip(tmp_path):
     import pandas  # a test dependency: its absence fails, never skips
+
     rng = np.random.default_rng(0)
     X = pandas.DataFrame(rng.normal(size=(60, 4)), columns=list("abcd"))
     y = np.where(X["a"] > 0, "up", "down")

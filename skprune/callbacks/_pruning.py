@@ -12,7 +12,6 @@ drives it; users of a plain skorch net add it to ``callbacks`` and train for
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from numbers import Integral
 
@@ -30,9 +29,15 @@ from .._core.granularity import make_granularity
 from .._core.masks import (
     apply_masks,
     find_prunable_layers,
-    mask_sparse_gradient,
     reachable_ratio,
-    select_masks,
+)
+from .._core.maskset import (
+    GradientSums,
+    MaskSet,
+    choose_masks,
+    floor_of,
+    rewind_,
+    take_snapshot,
 )
 from .._core.schedules import PruningStep, make_schedule, total_epochs
 from .._nn.modules import MLPModule
@@ -213,7 +218,7 @@ class Pruning(Callback):
         if self._initial_lrs is None:
             self._initial_lrs = [g["lr"] for g in net.optimizer_.param_groups]
         if self.rewind and self._snapshot is None and self.rewind_epoch == 0:
-            self._snapshot = _copy_parameters(module)
+            self._snapshot = take_snapshot(module)
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         self._eval_dataset = dataset_train if dataset_valid is None else dataset_valid
@@ -228,25 +233,21 @@ class Pruning(Callback):
     ):
         if not training:
             return
-        for param, kept in self._active:
-            if param.grad is not None and param.grad.is_sparse:
-                mask_sparse_gradient(param, kept=kept)
+        self._active.mask_sparse_gradients()
         if self._pending_step() is not None and importance_lib.needs_gradients(
             self.importance
         ):
-            self._accumulate_gradients(named_parameters)
+            sums = GradientSums(self._grad_sums, self._grad_batches)
+            sums.add(named_parameters, self.granularity_.scored)
+            self._grad_batches = sums.batches
 
     def on_batch_end(self, net, batch=None, training=True, loss=None, **kwargs):
         if not training:
             return
         if loss is not None and not bool(torch.isfinite(torch.as_tensor(loss)).all()):
             raise ValueError(self._non_finite_message(loss))
-        # Dense gradients can move any weight: re-zero the pruned ones after the
-        # step. Row-sparse gradients were masked before it (on_grad_computed).
-        with torch.no_grad():
-            for param, kept in self._active:
-                if param.grad is None or not param.grad.is_sparse:
-                    param.masked_fill_(~kept, 0.0)
+        # Row-sparse gradients were masked before the step (on_grad_computed).
+        self._active.zero_pruned()
         self._batches_in_epoch += 1
         if self._batches_in_epoch < self._batches_per_epoch:
             # Steps at the end of an epoch are taken in on_epoch_end.
@@ -261,7 +262,7 @@ class Pruning(Callback):
             and self._snapshot is None
             and (self.epochs_done_ == self.rewind_epoch)
         ):
-            self._snapshot = _copy_parameters(net.module_)
+            self._snapshot = take_snapshot(net.module_)
         self._prune_due(net)
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
@@ -299,12 +300,9 @@ class Pruning(Callback):
         if step.ratio > 0 or self.masks_:
             self.masks_ = self._choose_masks(params, step.ratio)
         if self.rewind and self._snapshot is not None:
-            with torch.no_grad():
-                for name, value in self._snapshot.items():
-                    params[name].copy_(value)
-            net.optimizer_.state.clear()
-        apply_masks(params, self.masks_, net.optimizer_)
+            rewind_(params, self._snapshot, net.optimizer_)
         self._activate(params)
+        self._active.apply(params, net.optimizer_)
         last = self._next_step == len(self.steps_) - 1
         # Earlier rounds keep the shapes, so that every round ranks the same
         # groups; only skprune's own MLPModule knows how to lose them.
@@ -337,48 +335,18 @@ class Pruning(Callback):
 
     def _choose_masks(self, params, ratio: float) -> dict:
         """Masks at the granularity, from the importance of the current weights."""
-        grads = None
-        if self._grad_batches:
-            grads = {n: s / self._grad_batches for n, s in self._grad_sums.items()}
-        criterion = importance_lib.resolve(
-            self.importance, seed=self._seed + self._next_step
-        )
-        granularity = self.granularity_
-        # Weight scores that need no pooling are made a block of rows at a time
-        # while the masks are selected: no full-size copy of a wide layer.
-        score = (
-            importance_lib.score_by_rows
-            if granularity.scores_by_rows
-            else importance_lib.compute_scores
-        )
-        scores = granularity.pool(
-            score(criterion, {n: params[n] for n in granularity.scored}, grads)
-        )
-        kept = select_masks(
-            scores,
+        return choose_masks(
+            params,
             ratio,
+            granularity=self.granularity_,
+            criterion=importance_lib.resolve(
+                self.importance, seed=self._seed + self._next_step
+            ),
             scope=self.scope,
-            min_keep={n: self._floor(s.numel()) for n, s in scores.items()},
-            previous=granularity.group_masks(self.masks_),
+            min_keep=self.min_keep,
+            previous=self.masks_,
+            grads=GradientSums(self._grad_sums, self._grad_batches).means(),
         )
-        return granularity.expand(kept)
-
-    def _accumulate_gradients(self, named_parameters):
-        """Add this batch's absolute gradients of the scored weights to the sums."""
-        scored = set(self.granularity_.scored)
-        for name, param in named_parameters:
-            if name not in scored or param.grad is None:
-                continue
-            grad = param.grad.detach()
-            total = self._grad_sums.get(name)
-            if total is None:
-                total = self._grad_sums[name] = torch.zeros_like(param)
-            if grad.is_sparse:
-                grad = grad.coalesce()
-                total.index_add_(0, grad.indices()[0], grad.values().abs())
-            else:
-                total.add_(grad.abs())
-        self._grad_batches += 1
 
     def _close_round(self, net, evaluation=None):
         """Record the last round's scores after retraining, if not done yet."""
@@ -415,7 +383,9 @@ class Pruning(Callback):
         self.prunable_ = self.granularity_.prunable
         sizes = self.granularity_.group_sizes()
         reachable = reachable_ratio(
-            sizes, {n: self._floor(size) for n, size in sizes.items()}, self.scope
+            sizes,
+            {n: floor_of(self.min_keep, size) for n, size in sizes.items()},
+            self.scope,
         )
         if self.prune_ratio > reachable + 1e-12:
             raise ValueError(
@@ -468,11 +438,6 @@ class Pruning(Callback):
             return default_retrain_epochs(self.train_epochs)
         return self.retrain_epochs
 
-    def _floor(self, n_entries: int) -> int:
-        if isinstance(self.min_keep, float):
-            return math.ceil(self.min_keep * n_entries)
-        return min(int(self.min_keep), n_entries)
-
     def _pending_step(self) -> PruningStep | None:
         if self._next_step < len(self.steps_):
             return self.steps_[self._next_step]
@@ -487,19 +452,13 @@ class Pruning(Callback):
         for group, lr in zip(net.optimizer_.param_groups, lrs, strict=True):
             group["lr"] = lr
         self.shrunk_ = True
-        self._active = []
+        self._active = MaskSet({}, {})
         self._snapshot = None
 
     def _activate(self, params):
         """Pair each parameter that has pruned weights with its mask."""
-        if self.shrunk_:  # what is left after shrinking is all kept
-            self._active = []
-            return
-        self._active = [
-            (params[name], mask.to(params[name].device))
-            for name, mask in self.masks_.items()
-            if not bool(mask.all())
-        ]
+        # What is left after shrinking is all kept.
+        self._active = MaskSet(params, {} if self.shrunk_ else self.masks_)
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -531,7 +490,3 @@ def _seed_of(random_state) -> int:
     if isinstance(random_state, Integral):
         return int(random_state)
     return int(check_random_state(random_state).randint(2**31 - 1))
-
-
-def _copy_parameters(module):
-    return {n: p.detach().clone() for n, p in module.named_parameters()}
