@@ -38,7 +38,7 @@ from ._params import (
     default_retrain_epochs,
     pruning_params,
 )
-from ._validation import ACCEPTED_SPARSE, validate_data
+from ._validation import ACCEPTED_SPARSE, validate_data, validate_prediction_data
 from ._wiring import (
     _as_batchable,
     _net_params,
@@ -151,18 +151,7 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
     def _fit(self, X, y, sample_weight=None, **pruning_options):
         # pruning_options go to _make_pruning (PrunedClassifierCV's path and fold).
         net = self._check_estimator()
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            accept_sparse=ACCEPTED_SPARSE,
-            dtype=np.float32,
-            ensure_min_samples=2,
-            **self._y_validation,
-        )
-        if sample_weight is not None:
-            sample_weight = _checked_sample_weight(sample_weight, X)
-        X = _as_batchable(X)
+        X, y, sample_weight = self._validated_data(X, y, sample_weight)
         y = self._encode_targets(y)
         weights = self._sample_weights(y, sample_weight)
         if self.estimator is None:  # enough optimizer steps on small data
@@ -188,6 +177,22 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
         self.estimator_ = net
         self._set_pruning_attributes(net, pruning)
         return self
+
+    def _validated_data(self, X, y, sample_weight):
+        """``X`` (batchable), ``y`` and ``sample_weight`` checked as every fit
+        checks them; sets ``n_features_in_`` (and ``feature_names_in_``)."""
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=ACCEPTED_SPARSE,
+            dtype=np.float32,
+            ensure_min_samples=2,
+            **self._y_validation,
+        )
+        if sample_weight is not None:
+            sample_weight = _checked_sample_weight(sample_weight, X)
+        return _as_batchable(X), y, sample_weight
 
     def _check_estimator(self):
         if self.estimator is None:
@@ -239,9 +244,7 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
         ``predict_nonlinearity`` if ``nonlinearity``; a row's outputs do not
         depend on the rows predicted with it (see ``float64_prediction``)."""
         check_is_fitted(self)
-        X = validate_data(
-            self, X, accept_sparse=ACCEPTED_SPARSE, dtype=np.float32, reset=False
-        )
+        X = validate_prediction_data(self, X)
         net = self.estimator_
         with float64_prediction():
             outputs = net.forward(_as_batchable(X))

@@ -26,12 +26,9 @@ from sklearn.utils.metadata_routing import (
 )
 from sklearn.utils.parallel import Parallel, delayed
 
-from ._checks import _checked_sample_weight
 from ._classifier import PrunedClassifier
 from ._compat import Interval, StrOptions, _fit_context
 from ._params import PATH_SETS, default_path_retrain_epochs, pruning_params
-from ._validation import ACCEPTED_SPARSE, validate_data
-from ._wiring import _as_batchable
 from .callbacks._path import _PathPruning
 from .callbacks._pruning import Pruning
 from .callbacks.progress import PruningProgress
@@ -254,18 +251,8 @@ n_params_, n_nonzero_params_, support_, pruning_report_, pruning_history_, flops
         self : PrunedClassifierCV
         """
         ratios = self._check_ratios()
-        X_checked, y_checked = validate_data(
-            self,
-            X,
-            y,
-            accept_sparse=ACCEPTED_SPARSE,
-            dtype=np.float32,
-            ensure_min_samples=2,
-        )
-        if sample_weight is not None:
-            sample_weight = _checked_sample_weight(sample_weight, X_checked)
+        X_checked, y_checked, sample_weight = self._validated_data(X, y, sample_weight)
         split_params = self._split_params(sample_weight, groups)
-        X_checked = _as_batchable(X_checked)
         encoded = self._encode_targets(y_checked)
         # Weights that float32 cannot hold are refused before any fold trains.
         self._sample_weights(encoded, sample_weight)

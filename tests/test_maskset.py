@@ -12,9 +12,11 @@ from skprune._core.maskset import (
     MaskSet,
     choose_masks,
     floor_of,
+    prepare_granularity,
     rewind_,
     take_snapshot,
 )
+from skprune._core.rounds import close_round, is_retraining, open_round
 from skprune.modules import MLPModule
 
 
@@ -179,3 +181,64 @@ def test_a_snapshot_is_a_copy_that_training_does_not_move(name):
     with torch.no_grad():
         dict(module.named_parameters())[name].add_(1.0)
     assert torch.equal(snapshot[name], before)
+
+
+def test_prepare_granularity_refuses_a_ratio_the_floors_make_unreachable():
+    module = mlp()
+    options = dict(
+        patterns=None,
+        prune_output=False,
+        prune_bias=False,
+        scope="layer",
+        importance="magnitude",
+    )
+    layers, granularity = prepare_granularity(
+        module, "neuron", prune_ratio=0.75, min_keep=2, **options
+    )
+    assert [layer.name for layer in layers] == ["layers.0", "layers.1"]
+    assert granularity.n_weights > 0
+    # 8 hidden units, 3 of which must stay: at most 5/8 can go.
+    with pytest.raises(ValueError, match=r"highest reachable ratio is 0\.6250"):
+        prepare_granularity(module, "neuron", prune_ratio=0.7, min_keep=3, **options)
+
+
+def test_prepare_granularity_lets_a_failing_importance_fail_before_training():
+    def broken(name, weight, grad):
+        raise RuntimeError("scores unavailable")
+
+    with pytest.raises(RuntimeError, match="scores unavailable"):
+        prepare_granularity(
+            mlp(),
+            "weight",
+            patterns=None,
+            prune_output=False,
+            prune_bias=False,
+            prune_ratio=0.5,
+            min_keep=1,
+            scope="global",
+            importance=broken,
+        )
+
+
+def test_a_round_stays_open_until_its_retraining_is_recorded_once():
+    history = []
+    row = open_round(
+        history,
+        number=1,
+        epoch=2.0,
+        target_ratio=0.5,
+        sparsity=0.5,
+        evaluated_on="training",
+        before=(0.3, 0.9),
+        after=(0.8, 0.6),
+    )
+    assert history == [row] and is_retraining(row)
+    assert (row["loss_before"], row["score_after"]) == (0.3, 0.6)
+    close_round(history, lambda: (0.4, 0.85))
+    close_round(history, lambda: pytest.fail("a closed round is evaluated again"))
+    assert (row["loss_retrained"], row["score_retrained"]) == (0.4, 0.85)
+    assert not is_retraining(row)
+
+
+def test_closing_without_a_round_evaluates_nothing():
+    close_round([], lambda: pytest.fail("evaluated without a round"))

@@ -1,5 +1,7 @@
 """What the pruning callback does to a module's tensors, in pure torch.
 
+- :func:`prepare_granularity`: what can be pruned in a module, refusing before
+  training a ratio that cannot be reached;
 - :func:`choose_masks`: the masks of one pruning step, from the importance of the
   current weights at a granularity, never reviving a pruned weight;
 - :class:`MaskSet`: the masks in force, held on the parameters while training:
@@ -21,14 +23,22 @@ from collections.abc import Iterable, Mapping
 import torch
 
 from . import importance as importance_lib
-from .granularity import Granularity
-from .masks import apply_masks, mask_sparse_gradient, select_masks
+from .granularity import Granularity, make_granularity
+from .masks import (
+    PrunableLayer,
+    apply_masks,
+    find_prunable_layers,
+    mask_sparse_gradient,
+    reachable_ratio,
+    select_masks,
+)
 
 __all__ = [
     "GradientSums",
     "MaskSet",
     "choose_masks",
     "floor_of",
+    "prepare_granularity",
     "rewind_",
     "take_snapshot",
 ]
@@ -40,6 +50,59 @@ def floor_of(min_keep: int | float, n_entries: int) -> int:
     if isinstance(min_keep, float):
         return math.ceil(min_keep * n_entries)
     return min(int(min_keep), n_entries)
+
+
+def prepare_granularity(
+    module: torch.nn.Module,
+    granularity: str,
+    *,
+    patterns,
+    prune_output: bool,
+    prune_bias: bool,
+    prune_ratio: float,
+    min_keep: int | float,
+    scope: str,
+    importance,
+) -> tuple[list[PrunableLayer], Granularity]:
+    """The module's affine layers, and what a step at ``granularity`` removes.
+
+    Fails before any training when nothing can be pruned, when ``prune_ratio``
+    cannot be reached with ``min_keep`` and ``scope``, or when a callable
+    ``importance`` fails on the module's weights (given zero gradients).
+
+    Returns
+    -------
+    layers : list of skprune.masks.PrunableLayer
+        Every affine layer of the module, input first.
+    granularity : skprune.granularity.Granularity
+    """
+    params = dict(module.named_parameters())
+    layers = find_prunable_layers(module)
+    made = make_granularity(
+        granularity,
+        layers,
+        {name: tuple(p.shape) for name, p in params.items()},
+        patterns=patterns,
+        prune_output=prune_output,
+        prune_bias=prune_bias,
+    )
+    sizes = made.group_sizes()
+    reachable = reachable_ratio(
+        sizes, {n: floor_of(min_keep, size) for n, size in sizes.items()}, scope
+    )
+    if prune_ratio > reachable + 1e-12:
+        raise ValueError(
+            f"prune_ratio={prune_ratio} cannot be reached with "
+            f"min_keep={min_keep!r} and scope={scope!r}; the highest "
+            f"reachable ratio is {reachable:.4f}."
+        )
+    if callable(importance):  # a misbehaving callable fails here
+        importance_lib.compute_scores(
+            importance,
+            {n: params[n] for n in made.scored},
+            {n: torch.zeros_like(params[n]) for n in made.scored},
+        )
+    return layers, made
 
 
 def choose_masks(

@@ -25,20 +25,18 @@ from skorch.utils import data_from_dataset
 
 from .._compat import Interval, validate_parameter_constraints
 from .._core import importance as importance_lib
-from .._core.granularity import make_granularity
 from .._core.masks import (
     apply_masks,
-    find_prunable_layers,
-    reachable_ratio,
 )
 from .._core.maskset import (
     GradientSums,
     MaskSet,
     choose_masks,
-    floor_of,
+    prepare_granularity,
     rewind_,
     take_snapshot,
 )
+from .._core.rounds import close_round, open_round
 from .._core.schedules import PruningStep, make_schedule, total_epochs
 from .._nn.modules import MLPModule
 from .._params import PRUNING_PARAMETER_CONSTRAINTS, default_retrain_epochs
@@ -266,7 +264,7 @@ class Pruning(Callback):
         self._prune_due(net)
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
-        self._close_round(net)
+        close_round(self.history_, lambda: _evaluate(net, self._eval_dataset))
 
     # pruning ------------------------------------------------------------------
 
@@ -293,8 +291,8 @@ class Pruning(Callback):
         step = self.steps_[self._next_step]
         module = net.module_
         params = dict(module.named_parameters())
-        loss_before, score_before = _evaluate(net, self._eval_dataset)
-        self._close_round(net, (loss_before, score_before))
+        before = _evaluate(net, self._eval_dataset)
+        close_round(self.history_, lambda: before)
         # Nothing pruned yet and nothing to prune (the unpruned control): no
         # scores, no masks.
         if step.ratio > 0 or self.masks_:
@@ -316,21 +314,15 @@ class Pruning(Callback):
         self._grad_sums, self._grad_batches = {}, 0
         self._next_step += 1
 
-        loss_after, score_after = _evaluate(net, self._eval_dataset)
-        self.history_.append(
-            {
-                "round": self._next_step,
-                "epoch": step.epoch,
-                "target_ratio": step.ratio,
-                "sparsity": self.sparsity(module),
-                "evaluated_on": "validation" if net.train_split else "training",
-                "loss_before": loss_before,
-                "score_before": score_before,
-                "loss_after": loss_after,
-                "score_after": score_after,
-                "loss_retrained": None,
-                "score_retrained": None,
-            }
+        open_round(
+            self.history_,
+            number=self._next_step,
+            epoch=step.epoch,
+            target_ratio=step.ratio,
+            sparsity=self.sparsity(module),
+            evaluated_on="validation" if net.train_split else "training",
+            before=before,
+            after=_evaluate(net, self._eval_dataset),
         )
 
     def _choose_masks(self, params, ratio: float) -> dict:
@@ -348,12 +340,6 @@ class Pruning(Callback):
             grads=GradientSums(self._grad_sums, self._grad_batches).means(),
         )
 
-    def _close_round(self, net, evaluation=None):
-        """Record the last round's scores after retraining, if not done yet."""
-        if self.history_ and self.history_[-1]["loss_retrained"] is None:
-            loss, score = evaluation or _evaluate(net, self._eval_dataset)
-            self.history_[-1].update(loss_retrained=loss, score_retrained=score)
-
     # validation -----------------------------------------------------------------
 
     def _validate_params(self):
@@ -370,36 +356,18 @@ class Pruning(Callback):
 
     def _prepare(self, module: torch.nn.Module):
         """Find what to prune in ``module``; fail before training if impossible."""
-        params = dict(module.named_parameters())
-        self.layers_ = find_prunable_layers(module)
-        self.granularity_ = make_granularity(
+        self.layers_, self.granularity_ = prepare_granularity(
+            module,
             self.granularity,
-            self.layers_,
-            {name: tuple(p.shape) for name, p in params.items()},
             patterns=self.layers,
             prune_output=self.prune_output,
             prune_bias=self.prune_bias,
+            prune_ratio=self.prune_ratio,
+            min_keep=self.min_keep,
+            scope=self.scope,
+            importance=self.importance,
         )
         self.prunable_ = self.granularity_.prunable
-        sizes = self.granularity_.group_sizes()
-        reachable = reachable_ratio(
-            sizes,
-            {n: floor_of(self.min_keep, size) for n, size in sizes.items()},
-            self.scope,
-        )
-        if self.prune_ratio > reachable + 1e-12:
-            raise ValueError(
-                f"prune_ratio={self.prune_ratio} cannot be reached with "
-                f"min_keep={self.min_keep!r} and scope={self.scope!r}; the highest "
-                f"reachable ratio is {reachable:.4f}."
-            )
-        if callable(self.importance):  # a misbehaving callable fails here
-            scored = self.granularity_.scored
-            importance_lib.compute_scores(
-                self.importance,
-                {n: params[n] for n in scored},
-                {n: torch.zeros_like(params[n]) for n in scored},
-            )
         self.initial_sparsity_ = self.sparsity(module)
 
     def _non_finite_message(self, loss) -> str:

@@ -13,6 +13,7 @@ import time
 
 from skorch.callbacks import Callback
 
+from .._core.rounds import is_retraining
 from ._pruning import Pruning
 
 __all__ = ["PruningProgress", "format_round"]
@@ -67,8 +68,8 @@ class PruningProgress(Callback):
         n_rounds = len(pruning.steps_)
         while self.printed_ < len(history):
             row = history[self.printed_]
-            if row.get("loss_retrained") is None and row.get("score_retrained") is None:
-                return  # still retraining
+            if is_retraining(row):
+                return
             now = time.perf_counter()
             self.sink(self.prefix + format_round(row, n_rounds, now - self.last_time_))
             self.last_time_ = now

@@ -6,7 +6,7 @@ import numpy as np
 from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
-from .._validation import ACCEPTED_SPARSE, validate_data
+from .._validation import validate_prediction_data
 from ._compact import CompactMLP
 
 __all__ = [
@@ -51,9 +51,7 @@ class CompressedModel(BaseEstimator):
 
     def _network_outputs(self, X) -> np.ndarray:
         """The network's outputs for ``X``, of shape (n_samples, n_outputs)."""
-        X = validate_data(
-            self, X, accept_sparse=ACCEPTED_SPARSE, dtype=np.float32, reset=False
-        )
+        X = validate_prediction_data(self, X)
         return self.network.decision_function(X)
 
     def __sklearn_tags__(self):
