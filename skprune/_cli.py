@@ -575,25 +575,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         X, y, source = _data_from_args(args, parser)
-        counts = np.unique(y, return_counts=True)[1]
-        if len(counts) < 2:
-            parser.error(f"the data hold a single class; {source} cannot be used")
-        if args.path and not any(ratio > 0 for ratio in args.ratios):
-            parser.error("--path needs at least one prune ratio above 0")
-        if args.plot is not None:
-            try:
-                import matplotlib  # noqa: F401
-            except ImportError:
-                parser.error("--plot needs matplotlib: pip install 'skprune[plot]'")
-        smallest = counts.min()
-        if smallest < args.cv:
-            parser.error(
-                f"--cv {args.cv} needs at least {args.cv} samples of every class; "
-                f"the smallest class has {smallest}"
-            )
+        _check_args_suit_data(args, y, source, parser)
     except SystemExit as exc:  # argparse's usage errors and --help
         return exc.code if isinstance(exc.code, int) else 2
 
+    _print_setup(args, source, X, y)
+    options = {
+        "cv": args.cv,
+        "epochs": args.epochs,
+        "random_state": args.random_state,
+        "n_jobs": args.n_jobs,
+    }
+    rows = evaluate(X, y, args.ratios, **options)
+    print(format_table(rows))
+    search = None
+    if args.path:
+        search, path = evaluate_path(X, y, args.ratios, **options)
+        _print_path(search, grid=sum(row["seconds"] for row in rows), path=path)
+    if args.plot is not None:
+        write_plot(args.plot, rows, search)
+        print(f"sparsity curve written to {args.plot}")
+    return 0
+
+
+def _check_args_suit_data(args, y, source: str, parser) -> None:
+    """Usage errors that need the data: one class, too few samples for the folds,
+    ``--path`` without a ratio, ``--plot`` without matplotlib."""
+    counts = np.unique(y, return_counts=True)[1]
+    if len(counts) < 2:
+        parser.error(f"the data hold a single class; {source} cannot be used")
+    if args.path and not any(ratio > 0 for ratio in args.ratios):
+        parser.error("--path needs at least one prune ratio above 0")
+    if args.plot is not None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            parser.error("--plot needs matplotlib: pip install 'skprune[plot]'")
+    smallest = counts.min()
+    if smallest < args.cv:
+        parser.error(
+            f"--cv {args.cv} needs at least {args.cv} samples of every class; "
+            f"the smallest class has {smallest}"
+        )
+
+
+def _print_setup(args, source: str, X, y) -> None:
+    """The lines above the table: data, model and cross-validation."""
     net = make_classifier(0.0, epochs=args.epochs).estimator
     epochs = net.max_epochs
     retrain = default_retrain_epochs(epochs)
@@ -608,41 +635,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print("kept: non-zero prunable weights (mean over folds); fit s: mean fit time")
     print(flush=True)
-    rows = evaluate(
-        X,
-        y,
-        args.ratios,
-        cv=args.cv,
-        epochs=args.epochs,
-        random_state=args.random_state,
-        n_jobs=args.n_jobs,
+
+
+def _print_path(search, *, grid: float, path: float) -> None:
+    """The search's table, its selection and the cost against one net per ratio."""
+    print()
+    print("PrunedClassifierCV: one pruning path per fold (same folds)")
+    print(format_path_table(search.cv_results_))
+    print(
+        f"selected prune ratio (1 SE rule): {search.prune_ratio_:g}, "
+        f"mean accuracy {search.best_score_:.3f}"
     )
-    print(format_table(rows))
-    search = None
-    if args.path:
-        search, path = evaluate_path(
-            X,
-            y,
-            args.ratios,
-            cv=args.cv,
-            epochs=args.epochs,
-            random_state=args.random_state,
-            n_jobs=args.n_jobs,
-        )
-        grid = sum(row["seconds"] for row in rows)
-        print()
-        print("PrunedClassifierCV: one pruning path per fold (same folds)")
-        print(format_path_table(search.cv_results_))
-        print(
-            f"selected prune ratio (1 SE rule): {search.prune_ratio_:g}, "
-            f"mean accuracy {search.best_score_:.3f}"
-        )
-        print(
-            f"cost: one network per ratio and fold {grid:.1f} s (folds only); "
-            f"PrunedClassifierCV {path:.1f} s (folds and the refit on all data), "
-            f"{grid / path:.1f}x less"
-        )
-    if args.plot is not None:
-        write_plot(args.plot, rows, search)
-        print(f"sparsity curve written to {args.plot}")
-    return 0
+    print(
+        f"cost: one network per ratio and fold {grid:.1f} s (folds only); "
+        f"PrunedClassifierCV {path:.1f} s (folds and the refit on all data), "
+        f"{grid / path:.1f}x less"
+    )
