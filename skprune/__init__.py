@@ -23,11 +23,11 @@
 """
 
 from ._classifier import PrunedClassifier, default_classifier_net
-from ._compressed import CompressedClassifier
 from ._cv import PrunedClassifierCV
-from ._random import fit_generator
-from ._regressor import CompressedRegressor, PrunedRegressor, default_regressor_net
-from .modules import MLPModule
+from ._nn._random import fit_generator
+from ._nn.modules import MLPModule
+from ._regressor import PrunedRegressor, default_regressor_net
+from .compress._estimators import CompressedClassifier, CompressedRegressor
 from .persistence import load, save
 
 __all__ = [

@@ -1,63 +1,51 @@
-"""The shared base of skprune's estimators: validation, the fit sequence, reports.
+"""The shared base of skprune's estimators: the fit sequence and fitted attributes.
 
-:class:`BasePruned` orchestrates: it validates parameters and data, clones the
-wrapped skorch net, plugs in the sparse data path and the :class:`Pruning`
-callback, trains with generators of its own, and turns what the callback holds
-into fitted attributes. It does no tensor arithmetic of its own. Task-specific
-subclasses (:class:`skprune.PrunedClassifier`) add target handling and the
-prediction methods.
+:class:`BasePruned` orchestrates: it validates parameters and data, runs the
+checks of :mod:`skprune._checks`, wires the cloned net with
+:mod:`skprune._wiring` (the sparse data path, the :class:`Pruning` callback,
+sample weights), trains with generators of its own, and turns what the
+callback holds into fitted attributes. It does no tensor arithmetic of its
+own. Task-specific subclasses (:class:`skprune.PrunedClassifier`) add target
+handling and the prediction methods.
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
-import warnings
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import HasMethods
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted
-from skorch import NeuralNetClassifier
-from skorch.callbacks import EarlyStopping, GradientNormClipping
-from skorch.dataset import Dataset as SkorchDataset
-from torch.utils.data import DataLoader
+from sklearn.utils.validation import check_is_fitted
 
 from ._budget import default_max_epochs
-from ._params import PRUNING_PARAMETER_CONSTRAINTS
-from ._random import fit_random_state
-from ._threads import thread_budget
-from ._validation import validate_data
-from .callbacks import Pruning
-from .data import BatchLoader, SparseDataset, as_canonical_csr
-from .exceptions import DenseGradientWarning
-from .losses import WeightedLoss, unweighted_loss
-from .masks import find_prunable_layers
-from .modules import float64_prediction
-from .optim import LazyAdam
-from .progress import PruningProgress
-from .report import summarize
-
-ACCEPTED_SPARSE = ("csr", "csc", "coo")
-
-#: What the default classifier and regressor nets share: one hidden layer of 256
-#: units with a row-sparse first-layer gradient stepped by LazyAdam (the fast
-#: sparse path), shuffled batches of 64 for 6 dense epochs, no held-out split,
-#: silent. Each adds its dropout and criterion.
-DEFAULT_NET_TRAINING = {
-    "module__hidden_layer_sizes": (256,),
-    "module__sparse_grad": True,
-    "optimizer": LazyAdam,
-    "lr": 1e-3,
-    "max_epochs": 6,
-    "batch_size": 64,
-    "iterator_train__shuffle": True,
-    "train_split": None,
-    "verbose": 0,
-}
+from ._checks import (
+    _check_callbacks,
+    _check_gradients_suit_optimizer,
+    _check_outputs_suit_criterion,
+    _checked_sample_weight,
+    _float32_weights,
+)
+from ._compat import HasMethods
+from ._core.report import summarize
+from ._nn._random import fit_random_state
+from ._nn._threads import thread_budget
+from ._nn.modules import float64_prediction
+from ._params import (
+    PRUNING_PARAMETER_CONSTRAINTS,
+    default_retrain_epochs,
+    pruning_params,
+)
+from ._validation import ACCEPTED_SPARSE, validate_data, validate_prediction_data
+from ._wiring import (
+    _as_batchable,
+    _net_params,
+    _train,
+    _weighted_training,
+)
+from .callbacks._pruning import Pruning
 
 
 def _all_or_nothing(fit):
@@ -87,7 +75,6 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "estimator": [HasMethods(["fit", "initialize", "partial_fit"]), None],
         **PRUNING_PARAMETER_CONSTRAINTS,
-        "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
 
@@ -164,18 +151,7 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
     def _fit(self, X, y, sample_weight=None, **pruning_options):
         # pruning_options go to _make_pruning (PrunedClassifierCV's path and fold).
         net = self._check_estimator()
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            accept_sparse=ACCEPTED_SPARSE,
-            dtype=np.float32,
-            ensure_min_samples=2,
-            **self._y_validation,
-        )
-        if sample_weight is not None:
-            sample_weight = _checked_sample_weight(sample_weight, X)
-        X = _as_batchable(X)
+        X, y, sample_weight = self._validated_data(X, y, sample_weight)
         y = self._encode_targets(y)
         weights = self._sample_weights(y, sample_weight)
         if self.estimator is None:  # enough optimizer steps on small data
@@ -202,6 +178,22 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
         self._set_pruning_attributes(net, pruning)
         return self
 
+    def _validated_data(self, X, y, sample_weight):
+        """``X`` (batchable), ``y`` and ``sample_weight`` checked as every fit
+        checks them; sets ``n_features_in_`` (and ``feature_names_in_``)."""
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=ACCEPTED_SPARSE,
+            dtype=np.float32,
+            ensure_min_samples=2,
+            **self._y_validation,
+        )
+        if sample_weight is not None:
+            sample_weight = _checked_sample_weight(sample_weight, X)
+        return _as_batchable(X), y, sample_weight
+
     def _check_estimator(self):
         if self.estimator is None:
             return self._default_estimator()
@@ -210,69 +202,24 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
                 f"estimator must be a skorch {self._net_class.__name__}, got "
                 f"{type(self.estimator).__name__}."
             )
-        callbacks = self.estimator.callbacks
-        if callbacks == "disable":
-            raise ValueError(
-                "estimator has callbacks='disable', but pruning runs as a callback; "
-                "pass callbacks=[] and remove the default ones by name instead."
-            )
-        for name, callback in _named(callbacks or []):
-            if isinstance(callback, Pruning):
-                raise ValueError(
-                    "estimator already has a skprune Pruning callback; "
-                    f"{type(self).__name__} adds its own, so remove it."
-                )
-            if isinstance(callback, EarlyStopping):
-                raise ValueError(
-                    f"estimator has an EarlyStopping callback ({name!r}), which is "
-                    "not supported: it would end training before the pruning "
-                    "schedule has run (dense max_epochs, then retrain_epochs after "
-                    "each pruning step). Remove it and choose max_epochs instead."
-                )
+        _check_callbacks(self.estimator.callbacks, type(self).__name__)
         return clone(self.estimator)
 
     def _make_pruning(self, net, seed: int) -> Pruning:
         train_epochs = int(net.max_epochs)
         retrain_epochs = self.retrain_epochs
         if retrain_epochs is None:
-            retrain_epochs = max(1, (2 * train_epochs) // 3)
-        # The estimator's pruning parameters are the callback's, by the same names.
-        shared = set(inspect.signature(Pruning).parameters) & set(
-            self.get_params(deep=False)
-        )
-        return Pruning(
-            train_epochs=train_epochs,
-            retrain_epochs=retrain_epochs,
-            random_state=seed,
-            **{
-                name: getattr(self, name)
-                for name in shared - {"retrain_epochs", "random_state"}
-            },
-        ).initialize()
+            retrain_epochs = default_retrain_epochs(train_epochs)
+        params = {
+            **pruning_params(self),
+            "train_epochs": train_epochs,
+            "retrain_epochs": retrain_epochs,
+            "random_state": seed,
+        }
+        return Pruning(**params).initialize()
 
     def _net_params(self, net, pruning) -> dict:
-        # First among the user's callbacks, so theirs see masked weights.
-        params = {"callbacks": [("pruning", pruning), *_named(net.callbacks or [])]}
-        if self.verbose:
-            params["callbacks"].insert(1, ("pruning_progress", PruningProgress()))
-        module = net.module
-        if isinstance(module, type):
-            accepted = inspect.signature(module).parameters
-            params.update(
-                {
-                    f"module__{key}": value
-                    for key, value in self._module_sizes().items()
-                    if key in accepted
-                }
-            )
-        if net.dataset is SkorchDataset:
-            params["dataset"] = SparseDataset
-        densify = not getattr(module, "accepts_sparse_input", False)
-        for role in ("iterator_train", "iterator_valid"):
-            if getattr(net, role) is DataLoader:
-                params[role] = BatchLoader
-                params[f"{role}__densify"] = densify
-        return params
+        return _net_params(net, pruning, self._module_sizes(), self.verbose)
 
     def _set_pruning_attributes(self, net, pruning: Pruning) -> None:
         module = net.module_
@@ -297,9 +244,7 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
         ``predict_nonlinearity`` if ``nonlinearity``; a row's outputs do not
         depend on the rows predicted with it (see ``float64_prediction``)."""
         check_is_fitted(self)
-        X = validate_data(
-            self, X, accept_sparse=ACCEPTED_SPARSE, dtype=np.float32, reset=False
-        )
+        X = validate_prediction_data(self, X)
         net = self.estimator_
         with float64_prediction():
             outputs = net.forward(_as_batchable(X))
@@ -330,218 +275,3 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
-
-
-def _train(net, X, y, **fit_params) -> None:
-    """skorch's ``partial_fit`` on an initialised net, but letting Ctrl-C through.
-
-    ``partial_fit`` catches ``KeyboardInterrupt`` and returns normally, which
-    would make an interrupted fit look complete.
-    """
-    net.notify("on_train_begin", X=X, y=y)
-    net.fit_loop(X, y, **fit_params)
-    net.notify("on_train_end", X=X, y=y)
-
-
-#: Rows of the training data the module's outputs are checked on.
-N_PROBE_ROWS = 8
-
-
-def _check_outputs_suit_criterion(net, X, y) -> None:
-    """Run the module once on a few training rows; refuse logits under NLLLoss.
-
-    skorch's ``NeuralNetClassifier`` applies ``NLLLoss`` to ``log(y_pred)``: on a
-    module that returns logits, that trains on NaN. The forward pass also lets
-    the module's own errors surface before anything else looks at it.
-    """
-    n_rows = min(N_PROBE_ROWS, X.shape[0])
-    dataset = net.get_dataset(X[:n_rows], y[:n_rows])
-    # Forked so that the check draws nothing from the fit's random stream.
-    with torch.random.fork_rng(devices=[]):
-        batch = next(iter(net.get_iterator(dataset, training=False)), None)
-        if batch is None:  # a loader that drops short batches
-            return
-        y_pred = net.evaluation_step(batch, training=False)
-    if isinstance(y_pred, tuple):  # skorch's convention: the first is y_pred
-        y_pred = y_pred[0]
-    criterion = unweighted_loss(net.criterion_)
-    if not isinstance(criterion, torch.nn.NLLLoss) or y_pred.dim() != 2:
-        return
-    low, high = y_pred.min().item(), y_pred.max().item()
-    row_sums = y_pred.double().sum(dim=1)
-    off_one = (row_sums - 1.0).abs().max().item()
-    if low < 0.0 or high > 1.0 or off_one > 1e-3:
-        raise ValueError(
-            f"The net's criterion is {type(criterion).__name__}, which skorch "
-            "applies to log(y_pred) and so expects probabilities, but the module "
-            f"returns values in [{low:.3g}, {high:.3g}] with row sums from "
-            f"{row_sums.min().item():.3g} to {row_sums.max().item():.3g}: these "
-            "look like logits. Pass criterion=torch.nn.CrossEntropyLoss to the net "
-            "(or end the module's forward with a softmax)."
-        )
-
-
-#: Optimizers that step sparse gradients. The other torch optimizers raise at
-#: their first step; torch.optim.SparseAdam takes nothing but sparse gradients.
-SPARSE_GRADIENT_OPTIMIZERS = (LazyAdam, torch.optim.SGD, torch.optim.Adagrad)
-
-#: Weights in the first layer from which a dense gradient is worth a warning.
-DENSE_GRADIENT_WARNING_SIZE = 1_000_000
-
-
-def _check_gradients_suit_optimizer(net, sparse_input: bool) -> None:
-    """Refuse sparse gradients the optimizer cannot step; warn of a slow first layer."""
-    module, optimizer = net.module_, net.optimizer_
-    sparse = [name for name, layer in module.named_modules() if _sparse_grad(layer)]
-    if sparse:
-        _check_optimizer_accepts_sparse_gradients(optimizer, sparse[0])
-        _check_callbacks_accept_sparse_gradients(net, sparse[0])
-        return
-    layers = find_prunable_layers(module)
-    if not sparse_input or not layers:
-        return
-    first = layers[0]
-    n_weights = first.in_features * first.out_features
-    if n_weights >= DENSE_GRADIENT_WARNING_SIZE:
-        warnings.warn(
-            f"The first layer ({first.name!r}) has {n_weights:,} weights and a "
-            "dense gradient: every optimizer step updates all of them, although "
-            "a sparse batch touches only the rows of its features. For the fast "
-            "path give it a row-sparse gradient: skprune.MLPModule with "
-            "module__sparse_grad=True and optimizer=skprune.optim.LazyAdam (or "
-            "torch.optim.SGD / torch.optim.Adagrad).",
-            DenseGradientWarning,
-            stacklevel=3,
-        )
-
-
-def _check_optimizer_accepts_sparse_gradients(optimizer, layer_name: str) -> None:
-    kind = type(optimizer)
-    in_torch = kind.__module__.startswith("torch.")
-    name = f"torch.optim.{kind.__name__}" if in_torch else kind.__name__
-    problem = None
-    if isinstance(optimizer, SPARSE_GRADIENT_OPTIMIZERS):
-        if kind in (torch.optim.SGD, torch.optim.Adagrad) and any(
-            group.get("weight_decay", 0) for group in optimizer.param_groups
-        ):
-            problem = (
-                f"{name} rejects sparse gradients when weight_decay is not 0 "
-                "(optimizer__weight_decay)"
-            )
-    elif not in_torch:
-        pass  # a user's own optimizer knows what it accepts
-    elif issubclass(kind, torch.optim.SparseAdam):
-        problem = f"{name} rejects the dense gradients of the other layers"
-    else:
-        problem = f"{name} rejects sparse gradients"
-    if problem:
-        raise ValueError(
-            f"The module's layer {layer_name!r} makes sparse gradients, but "
-            f"{problem}. Use optimizer=skprune.optim.LazyAdam (Adam with lazy "
-            "row-sparse steps), torch.optim.SGD or torch.optim.Adagrad, or turn the "
-            "sparse gradients off (module__sparse_grad=False on skprune.MLPModule)."
-        )
-
-
-def _check_callbacks_accept_sparse_gradients(net, layer_name: str) -> None:
-    """Refuse skorch's gradient clipping, whose norm torch cannot take of a sparse
-    gradient (it would fail at the first step of training)."""
-    for name, callback in _named(net.callbacks or []):
-        if isinstance(callback, GradientNormClipping):
-            raise ValueError(
-                f"The net's {name!r} callback clips gradients with "
-                "torch.nn.utils.clip_grad_norm_, which cannot take the sparse "
-                f"gradient of the module's layer {layer_name!r}. Turn the sparse "
-                "gradients off (module__sparse_grad=False on skprune.MLPModule; "
-                "slower on wide sparse input) or remove the callback."
-            )
-
-
-def _sparse_grad(layer: torch.nn.Module) -> bool:
-    """Whether ``layer`` gives its weight a sparse gradient."""
-    if isinstance(layer, torch.nn.Embedding | torch.nn.EmbeddingBag):
-        return bool(layer.sparse)
-    return getattr(layer, "sparse_grad", False) is True
-
-
-def _as_batchable(X):
-    """Canonical CSR without stored zeros for sparse input, C-contiguous otherwise."""
-    if sp.issparse(X):
-        return as_canonical_csr(X)
-    return np.ascontiguousarray(X)
-
-
-def _checked_sample_weight(sample_weight, X) -> np.ndarray:
-    """scikit-learn's check of ``sample_weight``, its errors naming the parameter.
-
-    Some of scikit-learn's messages say "Sample weights" (a 2-d array, all
-    zeros); they get the parameter's name in front.
-    """
-    try:
-        return _check_sample_weight(
-            sample_weight, X, dtype=np.float64, ensure_non_negative=True
-        )
-    except ValueError as exc:
-        if "sample_weight" in str(exc):
-            raise
-        raise ValueError(f"sample_weight: {exc}") from exc
-
-
-def _float32_weights(weights: np.ndarray, name: str) -> np.ndarray:
-    """Non-negative float64 ``weights`` as the float32 the training loss uses.
-
-    Refuses weights that float32 cannot hold: a sum beyond its range (the
-    batch losses would overflow), or positive weights that it rounds to 0
-    (their samples would silently take no part in training).
-    """
-    float32 = np.finfo(np.float32)
-    total = weights.sum()
-    if not total <= float32.max:
-        raise ValueError(
-            f"{name} sums to {total:.3g}, beyond the range of float32 (at most "
-            f"{float32.max:.3g}), in which the net computes its training loss; "
-            "divide the weights by a constant."
-        )
-    weights32 = weights.astype(np.float32)
-    lost = (weights > 0) & (weights32 == 0)
-    if np.any(lost):
-        raise ValueError(
-            f"{name} has positive values below float32's smallest positive number "
-            f"({float32.smallest_subnormal:.3g}; {np.count_nonzero(lost)} of them, "
-            f"the smallest {weights[lost].min():.3g}): float32, in which the net "
-            "trains, rounds them to 0, and their samples would take no part in "
-            "training. "
-            "Multiply the weights by a constant, or set those to 0."
-        )
-    return weights32
-
-
-def _weighted_training(net, weights) -> dict:
-    """Net parameters that weight each training sample's loss by ``weights``.
-
-    The training loader hands over ``(y, weights)`` targets and the user's
-    criterion is wrapped in :class:`WeightedLoss`, which takes them apart.
-    """
-    if net.iterator_train is not BatchLoader:
-        raise ValueError(
-            "sample_weight and class_weight need skprune's data path, but the "
-            f"estimator's iterator_train is {net.iterator_train!r}; leave "
-            "iterator_train at its default."
-        )
-    if net.criterion is WeightedLoss:  # the user's own, already weighting
-        return {"iterator_train__sample_weight": weights}
-    return {
-        "criterion": WeightedLoss,
-        "criterion__loss": net.criterion,
-        # NeuralNetClassifier feeds NLLLoss log(y_pred); WeightedLoss hides the
-        # NLLLoss from it, so it takes the log itself.
-        "criterion__nll_on_probabilities": isinstance(net, NeuralNetClassifier),
-        "iterator_train__sample_weight": weights,
-    }
-
-
-def _named(callbacks):
-    """skorch callbacks as ``(name, callback)`` pairs; unnamed ones get their class."""
-    return [
-        cb if isinstance(cb, tuple) else (type(cb).__name__, cb) for cb in callbacks
-    ]

@@ -8,23 +8,23 @@ import numpy as np
 import torch
 from sklearn.base import ClassifierMixin
 from sklearn.preprocessing import LabelEncoder
-from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
-from sklearn_compat.base import _fit_context
 from skorch import NeuralNetClassifier
 
-from ._base import DEFAULT_NET_TRAINING, BasePruned
-from ._compressed import (
+from ._base import BasePruned
+from ._compat import StrOptions, _fit_context
+from ._nn.losses import WeightedLoss, unweighted_loss
+from ._nn.modules import MLPModule
+from ._wiring import DEFAULT_NET_TRAINING
+from .compress._compact import compact_mlp
+from .compress._estimators import (
     CompressedClassifier,
     copy_feature_names,
     decision_from_logits,
 )
-from .compress import compact_mlp
-from .losses import WeightedLoss, unweighted_loss
-from .modules import MLPModule
 
 __all__ = ["PrunedClassifier", "default_classifier_net"]
 
@@ -98,22 +98,23 @@ class PrunedClassifier(ClassifierMixin, BasePruned):
         input features for ``"feature"``. 0.0 trains the unpruned control, for
         exactly as many epochs with the same learning rates.
     importance : {"magnitude", "taylor", "random"} or callable, default="magnitude"
-        How weights are ranked: ``|w|``; ``|w| * mean|dL/dw|`` over the training
-        batches before pruning; random scores (a control); or a callable
+        How weights are ranked. ``"magnitude"``: ``|w|``; ``"taylor"``:
+        ``|w| * mean|dL/dw|`` over the training batches before pruning;
+        ``"random"``: random scores (a control); or a callable
         ``(name, weight, grad) -> scores`` of the weight's shape.
     granularity : {"weight", "neuron", "feature"}, default="weight"
         What is removed: single weights, whole hidden units, or whole input
-        features (a feature selection, see ``get_support``).
+        features. Removing features is a feature selection, see ``get_support``.
     scope : {"global", "layer"}, default="global"
         One ranking across all prunable layers, or ``prune_ratio`` in each layer.
     schedule : {"oneshot", "iterative", "gradual"}, default="oneshot"
-        Prune once; prune ``n_rounds`` times, each round removing the same
-        fraction of what is left and retraining; or raise the sparsity in
-        ``n_rounds`` small steps on the cubic schedule of Zhu & Gupta (2017).
+        When to prune. Prune once; prune ``n_rounds`` times, each round removing
+        the same fraction of what is left and retraining; or raise the sparsity
+        in ``n_rounds`` small steps on the cubic schedule of Zhu & Gupta (2017).
     n_rounds : int, default=1
         Rounds of ``"iterative"``, steps of ``"gradual"``.
-    retrain_epochs : int, default=None
-        Epochs of retraining after each round; None means two thirds of the
+    retrain_epochs : int or None, default=None
+        Epochs of retraining after each round. None means two thirds of the
         net's ``max_epochs`` (at least 1).
     retrain_lr_factor : float, default=1.0
         Learning rate during retraining, as a multiple of the initial one.
@@ -129,15 +130,16 @@ class PrunedClassifier(ClassifierMixin, BasePruned):
         Whether the output layer's weights are prunable.
     prune_bias : bool, default=False
         Whether biases are prunable (``granularity="weight"`` only).
-    layers : list of str, default=None
+    layers : list of str or None, default=None
         ``fnmatch`` patterns of the weight names to prune, for example
         ``["layers.0.weight"]``; None means every layer but the output layer.
     random_state : int, RandomState instance or None, default=None
-        Seeds weight initialisation, shuffling, dropout and random importance;
-        an int makes two fits give identical predictions. Each fit draws from
-        torch generators of its own (:func:`skprune.fit_generator`), so fits
-        run at once in threads, in processes or on Dask equal the same fits run
-        one after another, bit for bit, with the same intra-op thread count.
+        Seeds what pruning draws at random (``importance="random"``). Also
+        seeds weight initialisation, shuffling and dropout; an int makes two
+        fits give identical predictions. Each fit draws from torch generators
+        of its own (:func:`skprune.fit_generator`), so fits run at once in
+        threads, in processes or on Dask equal the same fits run one after
+        another, bit for bit, with the same intra-op thread count.
         The exception is a module of your own that draws from torch's global
         generator (``torch.nn.Linear``'s initialisation, ``torch.nn.Dropout``):
         it is seeded too, so fits in sequence repeat, but fits at once in

@@ -9,8 +9,6 @@ one dense training plus one short retraining per ratio.
 
 from __future__ import annotations
 
-import inspect
-import time
 from numbers import Integral
 
 import numpy as np
@@ -20,7 +18,6 @@ from sklearn.base import clone
 from sklearn.metrics import check_scoring, get_scorer_names
 from sklearn.model_selection import StratifiedKFold, check_cv
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metadata_routing import (
     UNUSED,
     MetadataRouter,
@@ -28,18 +25,31 @@ from sklearn.utils.metadata_routing import (
     process_routing,
 )
 from sklearn.utils.parallel import Parallel, delayed
-from sklearn_compat.base import _fit_context
 
-from ._base import ACCEPTED_SPARSE, _as_batchable, _checked_sample_weight
 from ._classifier import PrunedClassifier
-from ._validation import validate_data
-from .callbacks import Pruning
-from .progress import PruningProgress
-from .schedules import PruningStep
+from ._compat import Interval, StrOptions, _fit_context
+from ._params import PATH_SETS, default_path_retrain_epochs, pruning_params
+from .callbacks._path import _PathPruning
+from .callbacks._pruning import Pruning
+from .callbacks.progress import PruningProgress
 
 __all__ = ["PrunedClassifierCV"]
 
 SELECTIONS = ("1se", "best")
+
+#: Parameters of a :class:`PrunedClassifier` that the search takes over as they
+#: are (besides ``estimator``): the pruning parameters its path does not set.
+SEARCH_SHARED = ("verbose", "class_weight")
+
+
+def search_params(estimator) -> dict:
+    """What a :class:`PrunedClassifier` (or search) hands a search, by name; the
+    search's own ``prune_ratios`` replace ``prune_ratio``, ``schedule`` and
+    ``n_rounds``."""
+    return {
+        **pruning_params(estimator, exclude=PATH_SETS),
+        **{name: getattr(estimator, name) for name in SEARCH_SHARED},
+    }
 
 
 class PrunedClassifierCV(PrunedClassifier):
@@ -86,17 +96,19 @@ class PrunedClassifierCV(PrunedClassifier):
         :func:`joblib.parallel_backend` context, -1 is all processors. Results
         do not depend on it, nor on the joblib backend (threads or processes),
         where each fit gets the same torch thread count (see ``random_state``).
-    retrain_epochs : int, default=None
-        Epochs of retraining after each ratio of the path. None means a third of
-        the net's ``max_epochs`` (at least 1): each step of the path removes a
-        smaller share of what is left than one-shot pruning to the same ratio,
-        much as the rounds of ``schedule="iterative"`` do, and the retraining
-        adds up along the path.
+    retrain_epochs : int or None, default=None
+        Epochs of retraining after each round. Here a round is a ratio of the
+        path; None means a third of the net's ``max_epochs`` (at least 1,
+        :func:`~skprune._params.default_path_retrain_epochs`): each step of the
+        path removes a smaller share of what is left than one-shot pruning to
+        the same ratio, much as the rounds of ``schedule="iterative"`` do, and
+        the retraining adds up along the path.
     importance, granularity, scope, retrain_lr_factor, rewind, rewind_epoch, \
 min_keep, prune_output, prune_bias, layers
         As in :class:`PrunedClassifier`.
     random_state : int, RandomState instance or None, default=None
-        Seeds the training: all folds train with one seed drawn from it, and
+        Seeds what pruning draws at random (``importance="random"``). Also
+        seeds the training: all folds train with one seed drawn from it, and
         the refit is seeded with it as :class:`PrunedClassifier` would be
         (whose ``random_state`` says what a module of your own must do for
         ``n_jobs`` not to matter).
@@ -157,7 +169,7 @@ n_params_, n_nonzero_params_, support_, pruning_report_, pruning_history_, flops
         **{
             name: constraint
             for name, constraint in PrunedClassifier._parameter_constraints.items()
-            if name not in ("prune_ratio", "schedule", "n_rounds")
+            if name not in PATH_SETS
         },
         "prune_ratios": ["array-like"],
         "cv": ["cv_object"],
@@ -239,18 +251,8 @@ n_params_, n_nonzero_params_, support_, pruning_report_, pruning_history_, flops
         self : PrunedClassifierCV
         """
         ratios = self._check_ratios()
-        X_checked, y_checked = validate_data(
-            self,
-            X,
-            y,
-            accept_sparse=ACCEPTED_SPARSE,
-            dtype=np.float32,
-            ensure_min_samples=2,
-        )
-        if sample_weight is not None:
-            sample_weight = _checked_sample_weight(sample_weight, X_checked)
+        X_checked, y_checked, sample_weight = self._validated_data(X, y, sample_weight)
         split_params = self._split_params(sample_weight, groups)
-        X_checked = _as_batchable(X_checked)
         encoded = self._encode_targets(y_checked)
         # Weights that float32 cannot hold are refused before any fold trains.
         self._sample_weights(encoded, sample_weight)
@@ -368,16 +370,16 @@ n_params_, n_nonzero_params_, support_, pruning_report_, pruning_history_, flops
         """The path callback along ``ratios``: it scores ``heldout`` (a fold's
         :class:`_HeldOut`; None in the refit) at each ratio, and ``prefix`` leads
         its progress lines."""
-        # The parent builds the callback its parameters describe (with the
-        # default retraining epochs filled in); the path callback takes them over.
-        single = super()._make_pruning(net, seed)
+        train_epochs = int(net.max_epochs)
+        retrain_epochs = self.retrain_epochs
+        if retrain_epochs is None:
+            retrain_epochs = default_path_retrain_epochs(train_epochs)
         params = {
-            name: getattr(single, name)
-            for name in inspect.signature(Pruning).parameters
-            if name not in ("prune_ratio", "schedule", "n_rounds")
+            **pruning_params(self, exclude=PATH_SETS),
+            "train_epochs": train_epochs,
+            "retrain_epochs": retrain_epochs,
+            "random_state": seed,
         }
-        if self.retrain_epochs is None:
-            params["retrain_epochs"] = max(1, int(net.max_epochs) // 3)
         pruning = _PathPruning(ratios=ratios, **params).initialize()
         pruning.heldout_ = heldout
         pruning.prefix_ = prefix
@@ -429,91 +431,14 @@ class _HeldOut:
         self.X, self.y, self.scorer, self.fold = X, y, scorer, fold
 
     def score(self, net, pruning, ratio: float) -> float:
-        params = self.fold.get_params(deep=False)
         view = PrunedClassifier(
-            **{
-                name: params[name]
-                for name in PrunedClassifier._get_param_names()
-                if name in params
-            },
-            prune_ratio=ratio,
+            **search_params(self.fold), estimator=self.fold.estimator, prune_ratio=ratio
         )
         view.estimator_ = net
         view.classes_ = self.fold.classes_
         view.n_features_in_ = self.fold.n_features_in_
         view._set_pruning_attributes(net, pruning)
         return float(self.scorer(view, self.X, self.y))
-
-
-class _PathPruning(Pruning):
-    """Prune along increasing ratios, one step per ratio, each followed by
-    ``retrain_epochs`` of retraining; with ``heldout_`` set, score the net right
-    before each step and at the end of training.
-
-    ``scores_`` and ``times_`` hold the scores and the seconds since training
-    began, the dense network's first; each history row also gets its
-    ``"heldout_score"``.
-    """
-
-    def __init__(self, ratios=(0.5,), **params) -> None:
-        super().__init__(
-            prune_ratio=float(ratios[-1]) if len(ratios) else 0.0, **params
-        )
-        self.ratios = ratios  # as given, so that clone() finds it unchanged
-        # Set by the estimator after construction; skorch re-initialises
-        # callbacks, so initialize() leaves them alone.
-        self.heldout_ = None
-        self.prefix_ = ""
-
-    @classmethod
-    def _get_param_names(cls):
-        # The path's ratios and every parameter of Pruning but those the path
-        # sets itself: clone() rebuilds the callback from exactly these.
-        path_set = {"prune_ratio", "schedule", "n_rounds"}
-        return sorted({"ratios", *Pruning._get_param_names()} - path_set)
-
-    @property
-    def total_epochs(self) -> int:
-        return self.train_epochs + len(self.ratios) * self.retrain_epochs
-
-    def _make_steps(self) -> list[PruningStep]:
-        return [
-            PruningStep(
-                float(self.train_epochs + k * self.retrain_epochs), float(ratio)
-            )
-            for k, ratio in enumerate(self.ratios)
-        ]
-
-    def initialize(self):
-        super().initialize()
-        self.steps_ = self._make_steps()
-        self.scores_ = []
-        self.times_ = []
-        self.start_time_ = None
-        return self
-
-    def on_train_begin(self, net, X=None, y=None, **kwargs):
-        if self.start_time_ is None:
-            self.start_time_ = time.perf_counter()
-        super().on_train_begin(net, X=X, y=y, **kwargs)
-
-    def _prune(self, net):
-        self._score_heldout(net)
-        super()._prune(net)
-
-    def on_train_end(self, net, X=None, y=None, **kwargs):
-        super().on_train_end(net, X=X, y=y, **kwargs)
-        self._score_heldout(net)
-
-    def _score_heldout(self, net) -> None:
-        if self.heldout_ is None:
-            return
-        self.times_.append(time.perf_counter() - self.start_time_)
-        ratio = (0.0, *self.ratios)[len(self.scores_)]
-        score = self.heldout_.score(net, self, float(ratio))
-        self.scores_.append(score)
-        if self.history_:
-            self.history_[-1]["heldout_score"] = score
 
 
 def _select(means, stds, n_splits: int, select: str) -> int:

@@ -11,15 +11,16 @@ import numpy as np
 import torch
 from sklearn.base import RegressorMixin
 from sklearn.utils.validation import check_array, check_is_fitted
-from sklearn_compat.base import _fit_context
 from skorch import NeuralNetRegressor
 
-from ._base import DEFAULT_NET_TRAINING, BasePruned
-from ._compressed import CompressedModel, copy_feature_names
-from .compress import CompactMLP, compact_mlp
-from .modules import MLPModule
+from ._base import BasePruned
+from ._compat import _fit_context
+from ._nn.modules import MLPModule
+from ._wiring import DEFAULT_NET_TRAINING
+from .compress._compact import compact_mlp
+from .compress._estimators import CompressedRegressor, _as_targets, copy_feature_names
 
-__all__ = ["CompressedRegressor", "PrunedRegressor", "default_regressor_net"]
+__all__ = ["PrunedRegressor", "default_regressor_net"]
 
 
 def default_regressor_net() -> NeuralNetRegressor:
@@ -64,18 +65,18 @@ class PrunedRegressor(RegressorMixin, BasePruned):
         ``granularity="weight"``, of the hidden units for ``"neuron"``, of the
         input features for ``"feature"``. 0.0 trains the unpruned control.
     importance : {"magnitude", "taylor", "random"} or callable, default="magnitude"
-        How weights are ranked; see :class:`~skprune.PrunedClassifier`.
+        How weights are ranked. See :class:`~skprune.PrunedClassifier`.
     granularity : {"weight", "neuron", "feature"}, default="weight"
         What is removed: single weights, whole hidden units, or whole input
-        features (a feature selection, see ``get_support``).
+        features. Removing features is a feature selection, see ``get_support``.
     scope : {"global", "layer"}, default="global"
         One ranking across all prunable layers, or ``prune_ratio`` in each layer.
     schedule : {"oneshot", "iterative", "gradual"}, default="oneshot"
-        When to prune; see :class:`~skprune.PrunedClassifier`.
+        When to prune. See :class:`~skprune.PrunedClassifier`.
     n_rounds : int, default=1
         Rounds of ``"iterative"``, steps of ``"gradual"``.
-    retrain_epochs : int, default=None
-        Epochs of retraining after each round; None means two thirds of the
+    retrain_epochs : int or None, default=None
+        Epochs of retraining after each round. None means two thirds of the
         net's ``max_epochs`` (at least 1).
     retrain_lr_factor : float, default=1.0
         Learning rate during retraining, as a multiple of the initial one.
@@ -85,20 +86,22 @@ class PrunedRegressor(RegressorMixin, BasePruned):
     rewind_epoch : int, default=0
         Epoch whose weights ``rewind`` restores; 0 is the initialisation.
     min_keep : int or float, default=1
-        Floor per layer: a count, or a fraction in (0, 1), that always survives.
+        Floor per layer: a count, or a fraction in (0, 1), of its weights
+        (units, features) that always survives.
     prune_output : bool, default=False
         Whether the output layer's weights are prunable.
     prune_bias : bool, default=False
         Whether biases are prunable (``granularity="weight"`` only).
-    layers : list of str, default=None
-        ``fnmatch`` patterns of the weight names to prune; None means every
-        layer but the output layer.
+    layers : list of str or None, default=None
+        ``fnmatch`` patterns of the weight names to prune, for example
+        ``["layers.0.weight"]``; None means every layer but the output layer.
     random_state : int, RandomState instance or None, default=None
-        Seeds weight initialisation, shuffling, dropout and random importance;
-        an int makes two fits give identical predictions. Each fit draws from
-        torch generators of its own (:func:`skprune.fit_generator`), so fits
-        run at once in threads, in processes or on Dask equal the same fits run
-        one after another, bit for bit, with the same intra-op thread count.
+        Seeds what pruning draws at random (``importance="random"``). Also
+        seeds weight initialisation, shuffling and dropout; an int makes two
+        fits give identical predictions. Each fit draws from torch generators
+        of its own (:func:`skprune.fit_generator`), so fits run at once in
+        threads, in processes or on Dask equal the same fits run one after
+        another, bit for bit, with the same intra-op thread count.
         The exception is a module of your own that draws from torch's global
         generator (``torch.nn.Linear``'s initialisation, ``torch.nn.Dropout``):
         it is seeded too, so fits in sequence repeat, but fits at once in
@@ -228,40 +231,3 @@ class PrunedRegressor(RegressorMixin, BasePruned):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         return tags
-
-
-class CompressedRegressor(RegressorMixin, CompressedModel):
-    """A pruned regressor reduced to what it computes, for fast, small predictions.
-
-    Made by :meth:`skprune.PrunedRegressor.compress`. It predicts what the fitted
-    estimator predicts (to float tolerance) and cannot be trained. Its input is
-    checked as :class:`~skprune.CompressedClassifier`'s is.
-
-    Parameters
-    ----------
-    network : skprune.compress.CompactMLP
-        The compact network; one output per target.
-
-    Attributes
-    ----------
-    n_outputs_ : int
-    n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        The fitted estimator's, defined only when it has them.
-    """
-
-    def __init__(self, network: CompactMLP) -> None:
-        self.network = network
-
-    @property
-    def n_outputs_(self) -> int:
-        return len(self.network.biases[-1])
-
-    def predict(self, X) -> np.ndarray:
-        """Predicted targets, of shape (n_samples,) or (n_samples, n_outputs)."""
-        return _as_targets(self._network_outputs(X).astype(np.float64))
-
-
-def _as_targets(outputs: np.ndarray) -> np.ndarray:
-    """A single output as a 1-D array, as scikit-learn's regressors return it."""
-    return outputs[:, 0] if outputs.shape[1] == 1 else outputs

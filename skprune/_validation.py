@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import numpy as np
 import scipy.sparse as sp
-from sklearn_compat.utils.validation import validate_data as _validate_data
 
-from .data import _check_sparse_structure
+from ._compat import validate_data as _validate_data
+from ._nn.data import _check_sparse_structure
 
-__all__ = ["validate_data"]
+__all__ = ["ACCEPTED_SPARSE", "validate_data", "validate_prediction_data"]
+
+#: The scipy sparse formats every estimator accepts as ``X``.
+ACCEPTED_SPARSE = ("csr", "csc", "coo")
 
 
 def validate_data(estimator, X="no_validation", y="no_validation", **check_params):
@@ -38,3 +42,11 @@ def validate_data(estimator, X="no_validation", y="no_validation", **check_param
     if sp.issparse(X):
         _check_sparse_structure(X)
     return _validate_data(estimator, X, y, **check_params)
+
+
+def validate_prediction_data(estimator, X):
+    """``X`` checked for prediction by a fitted estimator: the formats a fit
+    accepts, float32, and the features (count and names) it was fitted on."""
+    return validate_data(
+        estimator, X, accept_sparse=ACCEPTED_SPARSE, dtype=np.float32, reset=False
+    )

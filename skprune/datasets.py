@@ -250,18 +250,7 @@ def make_text_classification(
     label_noise = _check_real(label_noise, "label_noise", 0.0, 1.0)
     if not isinstance(tfidf, (bool, np.bool_)):
         raise ValueError(f"tfidf must be a bool, got {tfidf!r}.")
-    band_lo = int(_TOPIC_BAND[0] * n_features)
-    band_hi = int(_TOPIC_BAND[1] * n_features)
-    n_needed = n_classes * n_topic_words
-    if band_hi - band_lo < n_needed:
-        raise ValueError(
-            f"n_features={n_features} is too small for n_classes={n_classes} "
-            f"topics of n_topic_words={n_topic_words} words: topic words come "
-            f"from the mid-frequency band of n_features // 2 - n_features // 100 "
-            f"= {band_hi - band_lo} words, which must hold "
-            f"n_classes * n_topic_words = {n_needed}; increase n_features or "
-            f"decrease n_topic_words."
-        )
+    band_lo, band_hi, n_needed = _topic_band(n_features, n_classes, n_topic_words)
     class_weights = _check_weights(weights, n_classes)
     rng = check_random_state(random_state)
 
@@ -282,6 +271,49 @@ def make_text_classification(
     )
     rng.shuffle(y_true)
 
+    doc, words = _draw_tokens(
+        rng,
+        y_true,
+        topics,
+        background_cdf,
+        word_of_rank,
+        mean_length=mean_length,
+        topic_strength=topic_strength,
+    )
+
+    X = _document_matrix(doc, words, (n_samples, n_features), tfidf)
+
+    # 7. Label noise.
+    y = y_true.copy()
+    noisy = rng.random_sample(n_samples) < label_noise
+    y[noisy] = rng.randint(0, n_classes, int(noisy.sum()))
+    return X, y
+
+
+def _topic_band(n_features: int, n_classes: int, n_topic_words: int):
+    """The mid-frequency band of ranks topic words come from, and how many it
+    must hold; refuses a band too narrow."""
+    band_lo = int(_TOPIC_BAND[0] * n_features)
+    band_hi = int(_TOPIC_BAND[1] * n_features)
+    n_needed = n_classes * n_topic_words
+    if band_hi - band_lo < n_needed:
+        raise ValueError(
+            f"n_features={n_features} is too small for n_classes={n_classes} "
+            f"topics of n_topic_words={n_topic_words} words: topic words come "
+            f"from the mid-frequency band of n_features // 2 - n_features // 100 "
+            f"= {band_hi - band_lo} words, which must hold "
+            f"n_classes * n_topic_words = {n_needed}; increase n_features or "
+            f"decrease n_topic_words."
+        )
+    return band_lo, band_hi, n_needed
+
+
+def _draw_tokens(
+    rng, y_true, topics, background_cdf, word_of_rank, *, mean_length, topic_strength
+):
+    """Every token of every document: its document and its word (column)."""
+    n_samples, n_features = len(y_true), len(word_of_rank)
+    n_topic_words = topics.shape[1]
     # 4. Log-normal document lengths with the requested mean.
     mu = np.log(mean_length) - _LENGTH_SIGMA**2 / 2
     lengths = np.rint(rng.lognormal(mu, _LENGTH_SIGMA, n_samples)).astype(np.int64)
@@ -306,7 +338,12 @@ def make_text_classification(
     ranks = np.searchsorted(background_cdf, u, side="right")
     np.minimum(ranks, n_features - 1, out=ranks)  # guard against rounding
     words[~from_topic] = word_of_rank[ranks]
+    return doc, words
 
+
+def _document_matrix(doc, words, shape, tfidf: bool) -> sp.csr_matrix:
+    """The float32 CSR matrix of token counts, or of their TF-IDF."""
+    n_samples, n_features = shape
     # 6. Count matrix (tocsr sums duplicate (doc, word) pairs), then TF-IDF.
     counts = sp.coo_matrix(
         (np.ones(doc.size, dtype=np.float64), (doc, words)),
@@ -320,9 +357,4 @@ def make_text_classification(
         counts = normalize(counts, norm="l2", copy=False)
     X = sp.csr_matrix(counts, dtype=np.float32)
     X.sort_indices()
-
-    # 7. Label noise.
-    y = y_true.copy()
-    noisy = rng.random_sample(n_samples) < label_noise
-    y[noisy] = rng.randint(0, n_classes, int(noisy.sum()))
-    return X, y
+    return X

@@ -17,8 +17,9 @@ import re
 
 import numpy as np
 from sklearn.base import clone
-from sklearn.utils._optional_dependencies import check_matplotlib_support
 from sklearn.utils.validation import check_is_fitted
+
+from ._compat import check_matplotlib_support
 
 __all__ = ["SparsityCurveDisplay", "plot_pruning_report"]
 
@@ -281,13 +282,9 @@ class SparsityCurveDisplay:
             Also holds the fitted search in ``estimator_``.
         """
         check_matplotlib_support(f"{cls.__name__}.from_estimator")
-        from ._cv import PrunedClassifierCV
+        from ._cv import PrunedClassifierCV, search_params
 
-        search = PrunedClassifierCV()
-        shared = set(search.get_params(deep=False)) & set(
-            estimator.get_params(deep=False)
-        )
-        search.set_params(**{name: getattr(estimator, name) for name in shared})
+        search = PrunedClassifierCV(**search_params(estimator))
         search.set_params(
             estimator=None
             if estimator.estimator is None

@@ -522,7 +522,7 @@ def test_the_callback_and_the_estimator_refuse_a_bad_parameter_alike(
 
 
 def test_the_callbacks_own_parameters_are_checked_once_at_initialize():
-    for params in ({"train_epochs": 0}, {"random_state": None}):
+    for params in ({"train_epochs": 0}, {"random_state": -1}):
         with pytest.raises(InvalidParameterError, match=next(iter(params))):
             Pruning(**params).initialize()
     with pytest.raises(

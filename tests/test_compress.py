@@ -20,8 +20,8 @@ from skprune import (
     MLPModule,
     PrunedClassifier,
     PrunedRegressor,
-    _kernels,
 )
+from skprune._nn import _kernels
 from skprune._regressor import default_regressor_net
 from skprune.compress import (
     LAYOUTS,

@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 
 import skprune
 from skprune import PrunedClassifier
-from skprune._threads import allowed_threads, thread_budget
+from skprune._nn._threads import allowed_threads, thread_budget
 
 
 class RecordsThreads(Callback):

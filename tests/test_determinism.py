@@ -36,7 +36,7 @@ from skprune import (
     default_regressor_net,
     fit_generator,
 )
-from skprune._random import fit_random_state
+from skprune._nn._random import fit_random_state
 from skprune.data import BatchLoader, SparseDataset
 from skprune.datasets import make_text_classification
 

@@ -15,7 +15,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from skprune import _kernels
+from skprune._nn import _kernels
 from skprune.optim import LazyAdam
 
 

@@ -525,9 +525,9 @@ def test_select_masks_equals_the_full_sort_selection(
 ):
     # Tiny blocks and samples exercise the carry of ties across blocks and the
     # widening of a bracket that missed; small_floor=0 the path of large floors.
-    monkeypatch.setattr("skprune.masks._BLOCK_ENTRIES", block_entries)
-    monkeypatch.setattr("skprune.masks._SAMPLE_SIZE", sample_size)
-    monkeypatch.setattr("skprune.masks._SMALL_FLOOR", small_floor)
+    monkeypatch.setattr("skprune._core.masks._BLOCK_ENTRIES", block_entries)
+    monkeypatch.setattr("skprune._core.masks._SAMPLE_SIZE", sample_size)
+    monkeypatch.setattr("skprune._core.masks._SMALL_FLOOR", small_floor)
     for seed in range(6):
         scores, previous, min_keep = _random_case(seed)
         for ratio in (0.0, 0.05, 0.5, 0.77, 0.95):
@@ -574,7 +574,7 @@ def test_select_masks_leaves_the_scores_unchanged():
 
 
 def test_apply_masks_block_by_block_zeroes_the_same_entries(monkeypatch):
-    monkeypatch.setattr("skprune.masks._BLOCK_ENTRIES", 2)  # several blocks
+    monkeypatch.setattr("skprune._core.masks._BLOCK_ENTRIES", 2)  # several blocks
     net, optimizer = _net_after_one_step(torch.optim.Adam, lr=0.1)
     params = dict(net.named_parameters())
     generator = torch.Generator().manual_seed(0)

@@ -625,7 +625,7 @@ def test_module_does_not_import_sklearn_or_skorch():
 @pytest.mark.parametrize("weight_decay", [0.0, 0.1])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_compiled_row_update_matches_the_torch_path(monkeypatch, weight_decay, dtype):
-    from skprune import _kernels
+    from skprune._nn import _kernels
 
     # numba is a dependency: without it this test must fail, not skip.
     assert _kernels.HAVE_NUMBA, "numba is missing or SKPRUNE_DISABLE_NUMBA=1"

@@ -167,7 +167,7 @@ def test_summarize_gives_the_same_counts_block_by_block(monkeypatch):
     module = pruned_mlp()
     layers = find_prunable_layers(module)
     whole = summarize(module, layers)
-    monkeypatch.setattr("skprune.report._BLOCK_ENTRIES", 1)  # a row per block
+    monkeypatch.setattr("skprune._core.report._BLOCK_ENTRIES", 1)  # a row per block
     blocks = summarize(module, layers)
     assert blocks.rows == whole.rows
     assert (blocks.n_params, blocks.n_nonzero) == (whole.n_params, whole.n_nonzero)

@@ -58,6 +58,7 @@ from numbers import Integral
 
 import torch
 
+from ..exceptions import ModelFileError, UntrustedTypeError
 from ._container import (
     ARRAYS_PART,
     DEFAULT_MAX_BYTES,
@@ -66,8 +67,6 @@ from ._container import (
     JSON_SHARE,
     REFUSED_FIELDS,
     STATE_PART,
-    ModelFileError,
-    UntrustedTypeError,
     dumps,
     parse_json,
     read_arrays,

@@ -12,7 +12,7 @@ from numbers import Integral
 import numpy as np
 import torch
 
-from ._container import ModelFileError
+from ..exceptions import ModelFileError
 from ._values import check_finite
 
 # field checks ---------------------------------------------------------------------

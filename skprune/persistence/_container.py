@@ -19,6 +19,8 @@ import zipfile
 
 import numpy as np
 
+from ..exceptions import ModelFileError
+
 FORMAT = "skprune-model"
 FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
@@ -63,36 +65,6 @@ REFUSED_FIELDS = (
     RuntimeError,
     OverflowError,
 )
-
-
-class ModelFileError(ValueError):
-    """The file is not a skprune model, or is truncated, corrupted or malformed.
-
-    The message names the part of the file (and the field) at fault.
-    """
-
-
-class UntrustedTypeError(TypeError):
-    """The file names classes or functions that are not trusted.
-
-    Attributes
-    ----------
-    names : list of str
-        The names to pass in ``trusted=`` to load the file anyway.
-    """
-
-    def __init__(self, names: list[str]) -> None:
-        self.names = names
-        shown = [
-            name if len(name) <= 200 else name[:200] + "..." for name in names[:20]
-        ]
-        more = f" and {len(names) - 20} more (see .names)" if len(names) > 20 else ""
-        super().__init__(
-            f"The file names classes or functions that are not trusted by default: "
-            f"{shown}{more}. Nothing was imported. If you trust them, load it with "
-            f"trusted={shown if not more else '.names'}; a trusted class is called "
-            "with keyword arguments chosen by the file."
-        )
 
 
 # writing ----------------------------------------------------------------------

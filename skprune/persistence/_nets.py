@@ -18,15 +18,16 @@ from skorch import callbacks as skorch_callbacks
 from skorch.dataset import ValidSplit
 from skorch.history import History
 
-from .._cv import _PathPruning
-from .._random import fit_random_state
-from ..callbacks import Pruning
-from ..compress import shrink_mlp_
-from ..granularity import make_granularity
-from ..masks import PrunableLayer
-from ..modules import MLPModule
-from ..progress import PruningProgress
-from ..schedules import PruningStep
+from .._core.granularity import make_granularity
+from .._core.masks import PrunableLayer
+from .._core.schedules import PruningStep
+from .._nn._random import fit_random_state
+from .._nn.modules import MLPModule
+from ..callbacks._path import _PathPruning
+from ..callbacks._pruning import Pruning
+from ..callbacks.progress import PruningProgress
+from ..compress._shrink import shrink_mlp_
+from ..exceptions import ModelFileError
 from ._checks import (
     array,
     boolean,
@@ -45,7 +46,6 @@ from ._checks import (
     take,
     tensor,
 )
-from ._container import ModelFileError
 from ._values import check_finite, parse_device
 
 #: Most pruning rounds a loaded schedule may have; making the schedule allocates

@@ -38,20 +38,22 @@ from skorch.dataset import ValidSplit
 from skorch.utils import to_numpy
 from torch.utils.data import DataLoader
 
-from .. import importance as importance_lib
 from .._classifier import PrunedClassifier
-from .._compressed import CompressedClassifier
-from .._cv import PrunedClassifierCV, _PathPruning
-from .._regressor import CompressedRegressor, PrunedRegressor
-from ..callbacks import Pruning
-from ..compress import CompactMLP
-from ..data import BatchLoader, SparseDataset
-from ..losses import WeightedLoss
-from ..masks import PrunableLayer
-from ..modules import MLPModule
-from ..optim import LazyAdam
-from ..progress import PruningProgress
-from ..schedules import PruningStep
+from .._core import importance as importance_lib
+from .._core.masks import PrunableLayer
+from .._core.schedules import PruningStep
+from .._cv import PrunedClassifierCV
+from .._nn.data import BatchLoader, SparseDataset
+from .._nn.losses import WeightedLoss
+from .._nn.modules import MLPModule
+from .._nn.optim import LazyAdam
+from .._regressor import PrunedRegressor
+from ..callbacks._path import _PathPruning
+from ..callbacks._pruning import Pruning
+from ..callbacks.progress import PruningProgress
+from ..compress._compact import CompactMLP
+from ..compress._estimators import CompressedClassifier, CompressedRegressor
+from ..exceptions import ModelFileError, UntrustedTypeError
 from ._checks import (
     array,
     boolean,
@@ -68,7 +70,7 @@ from ._checks import (
     string,
     take,
 )
-from ._container import REFUSED_FIELDS, ModelFileError, UntrustedTypeError
+from ._container import REFUSED_FIELDS
 from ._nets import (
     LR_POLICIES,
     SKORCH_CALLBACKS,

@@ -35,7 +35,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from ._container import ModelFileError, UntrustedTypeError, is_count
+from ..exceptions import ModelFileError, UntrustedTypeError
+from ._container import is_count
 
 #: The numpy dtypes arrays and scalars may have, by the names the file uses.
 NUMPY_DTYPES = {

@@ -368,30 +368,13 @@ def _dense_times_rows(h, weight, out):
                 out[i, c] += x * weight[j, c]
 
 
-def _adam_rows(
-    param, exp_avg, exp_avg_sq, rows, grad, beta1, beta2, step_size, eps, decay
-):
-    one = param.dtype.type(1.0)
-    for r in numba.prange(rows.shape[0]):
-        row = rows[r]
-        for c in range(param.shape[1]):
-            p = param[row, c]
-            g = grad[r, c] + decay * p
-            m = exp_avg[row, c]
-            v = exp_avg_sq[row, c]
-            m = m + (one - beta1) * (g - m)
-            v = v + (one - beta2) * (g * g - v)
-            exp_avg[row, c] = m
-            exp_avg_sq[row, c] = v
-            param[row, c] = p - step_size * (m / (np.sqrt(v) + eps))
-
-
 def _adam_segments(
     param, exp_avg, exp_avg_sq, rows, starts, order, values, beta1, beta2,
     step_size, eps, decay,
 ):  # fmt: skip
-    # Rows of an uncoalesced gradient: row rows[r] sums values[order[k]] for k in
-    # starts[r]:starts[r + 1], summed here instead of in a coalesced copy.
+    # Row rows[r]'s gradient sums values[order[k]] for k in starts[r]:starts[r + 1]:
+    # an uncoalesced gradient's duplicates are summed here, not in a coalesced
+    # copy; a coalesced gradient has one value per row.
     one = param.dtype.type(1.0)
     for r in numba.prange(rows.shape[0]):
         row = rows[r]
@@ -415,7 +398,6 @@ _SOURCES = {
     "csr_times_csr": _csr_times_csr,
     "dense_times_csr": _dense_times_csr,
     "dense_times_rows": _dense_times_rows,
-    "adam_rows": _adam_rows,
     "adam_segments": _adam_segments,
 }
 _COMPILED: dict = {}
@@ -604,15 +586,15 @@ def adam_rows_(
     grad = grad.detach().contiguous().numpy()
     scalar = tensors[0].dtype.type
     hyper = [scalar(x) for x in (beta1, beta2, step_size, eps, weight_decay)]
-    if coalesced:
-        _compiled("adam_rows")(*tensors, rows, grad, *hyper)
-        return
-    # Duplicate rows: sum them in the loop rather than in a coalesced copy.
-    order = np.argsort(rows, kind="stable")
-    sorted_rows = rows[order]
-    firsts = np.flatnonzero(np.diff(sorted_rows, prepend=-1))
-    unique = sorted_rows[firsts]
-    starts = np.append(firsts, len(rows)).astype(np.int64)
+    if coalesced:  # one gradient row per row: segments of one
+        order = np.arange(len(rows), dtype=np.int64)
+        unique, starts = rows, np.arange(len(rows) + 1, dtype=np.int64)
+    else:  # duplicate rows: summed in the loop rather than in a coalesced copy
+        order = np.argsort(rows, kind="stable")
+        sorted_rows = rows[order]
+        firsts = np.flatnonzero(np.diff(sorted_rows, prepend=-1))
+        unique = sorted_rows[firsts]
+        starts = np.append(firsts, len(rows)).astype(np.int64)
     _compiled("adam_segments")(*tensors, unique, starts, order, grad, *hyper)
 
 

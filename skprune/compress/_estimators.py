@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.special import softmax
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
-from ._base import ACCEPTED_SPARSE
-from ._validation import validate_data
-from .compress import CompactMLP
+from .._validation import validate_prediction_data
+from ._compact import CompactMLP
 
-__all__ = ["CompressedClassifier", "CompressedModel", "decision_from_logits"]
+__all__ = [
+    "CompressedClassifier",
+    "CompressedModel",
+    "CompressedRegressor",
+    "decision_from_logits",
+]
 
 
 def decision_from_logits(logits: np.ndarray) -> np.ndarray:
@@ -47,9 +51,7 @@ class CompressedModel(BaseEstimator):
 
     def _network_outputs(self, X) -> np.ndarray:
         """The network's outputs for ``X``, of shape (n_samples, n_outputs)."""
-        X = validate_data(
-            self, X, accept_sparse=ACCEPTED_SPARSE, dtype=np.float32, reset=False
-        )
+        X = validate_prediction_data(self, X)
         return self.network.decision_function(X)
 
     def __sklearn_tags__(self):
@@ -112,3 +114,40 @@ class CompressedClassifier(ClassifierMixin, CompressedModel):
     def predict(self, X) -> np.ndarray:
         """Predicted class labels, of shape (n_samples,)."""
         return self.classes_[np.argmax(self._network_outputs(X), axis=1)]
+
+
+class CompressedRegressor(RegressorMixin, CompressedModel):
+    """A pruned regressor reduced to what it computes, for fast, small predictions.
+
+    Made by :meth:`skprune.PrunedRegressor.compress`. It predicts what the fitted
+    estimator predicts (to float tolerance) and cannot be trained. Its input is
+    checked as :class:`~skprune.CompressedClassifier`'s is.
+
+    Parameters
+    ----------
+    network : skprune.compress.CompactMLP
+        The compact network; one output per target.
+
+    Attributes
+    ----------
+    n_outputs_ : int
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        The fitted estimator's, defined only when it has them.
+    """
+
+    def __init__(self, network: CompactMLP) -> None:
+        self.network = network
+
+    @property
+    def n_outputs_(self) -> int:
+        return len(self.network.biases[-1])
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted targets, of shape (n_samples,) or (n_samples, n_outputs)."""
+        return _as_targets(self._network_outputs(X).astype(np.float64))
+
+
+def _as_targets(outputs: np.ndarray) -> np.ndarray:
+    """A single output as a 1-D array, as scikit-learn's regressors return it."""
+    return outputs[:, 0] if outputs.shape[1] == 1 else outputs

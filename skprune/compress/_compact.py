@@ -1,19 +1,11 @@
-"""Physically remove what pruning zeroed: smaller modules and compact inference models.
+"""The compact inference network: what a pruned MLP computes, in numpy and scipy.
 
-Masks alone make a network sparse, not smaller or faster. Here:
-
-- :func:`structure_to_keep` finds the input features and hidden units of an MLP
-  that still do something (a unit with no incoming weights only adds a constant,
-  a unit with no outgoing weights adds nothing, an input with no weights is
-  ignored);
-- :func:`shrink_mlp_` removes the others from a :class:`~skprune.MLPModule` in
-  place, so retraining after structured pruning runs on the smaller network and
-  touches only the surviving columns of the input;
-- :func:`compact_mlp` turns a trained module into a :class:`CompactMLP`: numpy,
-  scipy and compiled loops (:mod:`skprune._kernels`), no torch at prediction
-  time; dead structure removed, each weight matrix stored sparse where that is
-  smaller and multiplied in the layout predicted fastest
-  (:func:`choose_layouts`), for fast prediction and small files.
+Masks alone make a network sparse, not smaller or faster. :func:`compact_mlp`
+turns a trained module into a :class:`CompactMLP`: numpy, scipy and compiled
+loops (:mod:`skprune._nn._kernels`), no torch at prediction time; dead structure
+removed (:mod:`skprune.compress._shrink` finds it), each weight matrix stored
+sparse where that is smaller and multiplied in the layout predicted fastest
+(:func:`choose_layouts`), for fast prediction and small files.
 
 No scikit-learn here.
 """
@@ -29,126 +21,17 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from . import _kernels
-from .data import as_canonical_csr
-from .modules import MLPModule, SparseLinear
+from .._nn import _kernels
+from .._nn.data import as_canonical_csr
+from .._nn.modules import MLPModule
+from ._shrink import _check_mlp, _in_major, _live_structure, _restricted
 
 __all__ = [
     "LAYOUTS",
     "CompactMLP",
     "choose_layouts",
     "compact_mlp",
-    "shrink_mlp_",
-    "structure_to_keep",
 ]
-
-
-def _check_mlp(module) -> None:
-    if not isinstance(module, MLPModule):
-        raise TypeError(
-            "Only skprune.MLPModule networks can be physically shrunk or "
-            f"compacted, got {type(module).__name__}."
-        )
-
-
-def _in_major(layer) -> torch.Tensor:
-    """A layer's weight as (inputs, outputs), whatever its own layout."""
-    weight = layer.weight.detach()
-    return weight if isinstance(layer, SparseLinear) else weight.T
-
-
-@torch.no_grad()
-def structure_to_keep(module: MLPModule) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Indices of the input features and hidden units that affect the output.
-
-    A hidden unit is kept when it has a non-zero incoming weight and a non-zero
-    outgoing weight. A unit with no incoming weight outputs a constant, which
-    :func:`compact_mlp` folds into the next layer's bias; this function leaves
-    such units in place only if they have outgoing weights and a non-zero bias.
-
-    Parameters
-    ----------
-    module : MLPModule
-
-    Returns
-    -------
-    inputs : torch.Tensor of int64
-        Positions of the kept input features.
-    units : list of torch.Tensor of int64
-        Positions of the kept units, one tensor per hidden layer.
-    """
-    _check_mlp(module)
-    weights = [_in_major(layer) for layer in module.layers]
-    biases = [layer.bias.detach() for layer in module.layers]
-    return _live_structure(weights, biases)
-
-
-def _live_structure(weights, biases) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Inputs with a weight; units with an input (weight or bias) and an output."""
-    units = []
-    for i in range(len(weights) - 1):
-        has_input = (weights[i] != 0).any(dim=0) | (biases[i] != 0)
-        has_output = (weights[i + 1] != 0).any(dim=1)
-        units.append(torch.nonzero(has_input & has_output).squeeze(1))
-    inputs = torch.nonzero((weights[0] != 0).any(dim=1)).squeeze(1)
-    return inputs, units
-
-
-def _restricted(weights, biases, inputs, units):
-    """Weights (inputs, outputs) and biases cut down to ``inputs`` and ``units``."""
-    keep_in = [inputs, *units]
-    keep_out = [*units, None]
-    for weight, bias, rows, cols in zip(
-        weights, biases, keep_in, keep_out, strict=True
-    ):
-        weight = weight[rows]
-        if cols is not None:
-            weight, bias = weight[:, cols], bias[cols]
-        yield weight, bias
-
-
-@torch.no_grad()
-def shrink_mlp_(
-    module: MLPModule, inputs: torch.Tensor, units: list[torch.Tensor]
-) -> None:
-    """Keep only the given input features and hidden units, in place.
-
-    The first layer keeps the weight rows of ``inputs`` and learns which input
-    columns they were (:attr:`SparseLinear.input_index`), so the module still
-    takes inputs of the original width. Parameters are replaced by new, smaller
-    ones: an optimizer built over the old ones must be built again.
-
-    Parameters
-    ----------
-    module : MLPModule
-    inputs : torch.Tensor of int64
-        Input positions to keep, relative to the layer's current inputs.
-    units : list of torch.Tensor of int64
-        Unit positions to keep in each hidden layer, relative to its current
-        units.
-    """
-    _check_mlp(module)
-    layers = list(module.layers)
-    if len(units) != len(layers) - 1:
-        raise ValueError(
-            f"units must hold one index per hidden layer ({len(layers) - 1}), "
-            f"got {len(units)}."
-        )
-    weights = [_in_major(layer) for layer in layers]
-    biases = [layer.bias.detach() for layer in layers]
-    restricted = _restricted(weights, biases, inputs, units)
-    for layer, rows, (weight, bias) in zip(
-        layers, [inputs, *units], restricted, strict=True
-    ):
-        if isinstance(layer, SparseLinear):
-            layer.restrict_inputs(rows)
-            layer.weight = nn.Parameter(weight.contiguous())
-        else:
-            layer.weight = nn.Parameter(weight.T.contiguous())
-            layer.in_features = weight.shape[0]
-        layer.bias = nn.Parameter(bias.clone())
-        layer.out_features = weight.shape[1]
-    module.hidden_layer_sizes = tuple(len(u) for u in units)
 
 
 # Measured by ``benchmarks/sparse_training.py --layouts``: the compiled CSR-weight
@@ -175,7 +58,7 @@ class CompactMLP:
     on arrays nothing can change: the fields are read-only, and so are their
     arrays (copies of those given). ``dataclasses.replace`` makes a changed copy.
 
-    With numba (:data:`skprune._kernels.HAVE_NUMBA`), each output row is added
+    With numba (:data:`skprune._nn._kernels.HAVE_NUMBA`), each output row is added
     up in one fixed order by compiled loops, so a row's prediction does not
     depend on the other rows of the batch, to the bit. Without numba, dense
     layers use BLAS, whose rounding can depend on the number of rows, and CSR

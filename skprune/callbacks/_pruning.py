@@ -12,31 +12,35 @@ drives it; users of a plain skorch net add it to ``callbacks`` and train for
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from numbers import Integral
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
-from sklearn.utils._param_validation import Interval, validate_parameter_constraints
+from sklearn.utils import check_random_state
 from skorch.callbacks import Callback
 from skorch.dataset import get_len
 from skorch.utils import data_from_dataset
 
-from . import importance as importance_lib
-from ._params import PRUNING_PARAMETER_CONSTRAINTS, default_retrain_epochs
-from .compress import shrink_mlp_, structure_to_keep
-from .granularity import make_granularity
-from .masks import (
+from .._compat import Interval, validate_parameter_constraints
+from .._core import importance as importance_lib
+from .._core.masks import (
     apply_masks,
-    find_prunable_layers,
-    mask_sparse_gradient,
-    reachable_ratio,
-    select_masks,
 )
-from .modules import MLPModule
-from .schedules import PruningStep, make_schedule, total_epochs
+from .._core.maskset import (
+    GradientSums,
+    MaskSet,
+    choose_masks,
+    prepare_granularity,
+    rewind_,
+    take_snapshot,
+)
+from .._core.rounds import close_round, open_round
+from .._core.schedules import PruningStep, make_schedule, total_epochs
+from .._nn.modules import MLPModule
+from .._params import PRUNING_PARAMETER_CONSTRAINTS, default_retrain_epochs
+from ..compress._shrink import shrink_mlp_, structure_to_keep
 
 __all__ = ["Pruning", "default_retrain_epochs"]
 
@@ -52,47 +56,51 @@ class Pruning(Callback):
         input features for ``"feature"``. 0 prunes nothing but trains on the
         same schedule, which makes it the fair unpruned control.
     importance : {"magnitude", "taylor", "random"} or callable, default="magnitude"
-        How weights are ranked; a callable ``(name, weight, grad) -> scores`` is
+        How weights are ranked. A callable ``(name, weight, grad) -> scores`` is
         also accepted (see :mod:`skprune.importance`).
     granularity : {"weight", "neuron", "feature"}, default="weight"
-        What is removed: single weights; whole hidden units (a row of one layer,
-        its bias and the matching column of the next layer); or whole input
-        features (a column of the first layer).
+        What is removed: single weights, whole hidden units, or whole input
+        features. A hidden unit is a row of one layer, its bias and the matching
+        column of the next layer; a feature is a column of the first layer.
     scope : {"global", "layer"}, default="global"
-        Rank across all prunable layers at once, or prune ``prune_ratio`` of
-        each layer.
+        One ranking across all prunable layers, or ``prune_ratio`` in each layer.
     schedule : {"oneshot", "iterative", "gradual"}, default="oneshot"
-        When to prune; see :mod:`skprune.schedules`.
+        When to prune. See :mod:`skprune.schedules`.
     train_epochs : int, default=6
         Epochs of dense training before the first pruning step.
-    retrain_epochs : int or None, default=4
-        Epochs of retraining after each pruning round; None means
-        :func:`default_retrain_epochs` of ``train_epochs``.
     n_rounds : int, default=1
-        Pruning rounds of ``"iterative"`` and steps of ``"gradual"``.
+        Rounds of ``"iterative"``, steps of ``"gradual"``.
+    retrain_epochs : int or None, default=None
+        Epochs of retraining after each round. None means
+        :func:`default_retrain_epochs` of ``train_epochs`` (two thirds, at
+        least 1).
     retrain_lr_factor : float, default=1.0
-        From the first pruning step on, the learning rate of every parameter
-        group is its initial value times this factor.
+        Learning rate during retraining, as a multiple of the initial one. From
+        the first pruning step on, every parameter group's learning rate is its
+        initial value times this factor.
     rewind : bool, default=False
-        After each pruning step, reset the surviving weights (and all biases) to
-        their values after ``rewind_epoch`` epochs and clear the optimizer state,
-        as in Frankle & Carbin (2019).
+        Reset surviving weights to their values after ``rewind_epoch`` epochs
+        after each pruning step (lottery-ticket rewinding). Biases are reset
+        too and the optimizer state is cleared, as in Frankle & Carbin (2019).
     rewind_epoch : int, default=0
-        Epoch whose values ``rewind`` restores; 0 is the initialisation.
+        Epoch whose weights ``rewind`` restores; 0 is the initialisation.
     min_keep : int or float, default=1
-        Floor per prunable tensor (per layer): an int is a count of weights
-        (units, features), a float in (0, 1) a fraction that always survives.
+        Floor per layer: a count, or a fraction in (0, 1), of its weights
+        (units, features) that always survives.
     prune_output : bool, default=False
         Whether the output layer's weights are prunable.
     prune_bias : bool, default=False
-        Whether biases are prunable (``granularity="weight"`` only; pruning a
-        hidden unit always removes its bias).
-    layers : sequence of str or None, default=None
-        ``fnmatch`` patterns over weight names (``"layers.0.weight"``) selecting
-        the prunable layers; overrides ``prune_output``. None selects every
-        affine layer except the output layer.
-    random_state : int, default=0
-        Seed of ``importance="random"``.
+        Whether biases are prunable (``granularity="weight"`` only). Pruning a
+        hidden unit always removes its bias.
+    layers : list of str or None, default=None
+        ``fnmatch`` patterns of the weight names to prune, for example
+        ``["layers.0.weight"]``; None means every layer but the output layer.
+        The patterns override ``prune_output``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds what pruning draws at random (``importance="random"``). An
+        int is the seed of the first round (each round adds one); otherwise a
+        seed is drawn from it at ``initialize``, None drawing from numpy's
+        global generator.
 
     Attributes
     ----------
@@ -127,7 +135,6 @@ class Pruning(Callback):
     _parameter_constraints: dict = {
         **PRUNING_PARAMETER_CONSTRAINTS,
         "train_epochs": [Interval(Integral, 1, None, closed="left")],
-        "random_state": [Interval(Integral, None, None, closed="neither")],
     }
 
     def __init__(
@@ -139,8 +146,8 @@ class Pruning(Callback):
         scope: str = "global",
         schedule: str = "oneshot",
         train_epochs: int = 6,
-        retrain_epochs: int = 4,
         n_rounds: int = 1,
+        retrain_epochs: int | None = None,
         retrain_lr_factor: float = 1.0,
         rewind: bool = False,
         rewind_epoch: int = 0,
@@ -148,7 +155,7 @@ class Pruning(Callback):
         prune_output: bool = False,
         prune_bias: bool = False,
         layers: Sequence[str] | None = None,
-        random_state: int = 0,
+        random_state=None,
     ) -> None:
         self.prune_ratio = prune_ratio
         self.importance = importance
@@ -156,8 +163,8 @@ class Pruning(Callback):
         self.scope = scope
         self.schedule = schedule
         self.train_epochs = train_epochs
-        self.retrain_epochs = retrain_epochs
         self.n_rounds = n_rounds
+        self.retrain_epochs = retrain_epochs
         self.retrain_lr_factor = retrain_lr_factor
         self.rewind = rewind
         self.rewind_epoch = rewind_epoch
@@ -185,6 +192,7 @@ class Pruning(Callback):
 
     def initialize(self):
         self._validate_params()
+        self._seed = _seed_of(self.random_state)
         self.steps_ = self._make_steps()
         self.masks_ = {}
         self.shrunk_ = False
@@ -208,7 +216,7 @@ class Pruning(Callback):
         if self._initial_lrs is None:
             self._initial_lrs = [g["lr"] for g in net.optimizer_.param_groups]
         if self.rewind and self._snapshot is None and self.rewind_epoch == 0:
-            self._snapshot = _copy_parameters(module)
+            self._snapshot = take_snapshot(module)
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         self._eval_dataset = dataset_train if dataset_valid is None else dataset_valid
@@ -223,25 +231,21 @@ class Pruning(Callback):
     ):
         if not training:
             return
-        for param, kept in self._active:
-            if param.grad is not None and param.grad.is_sparse:
-                mask_sparse_gradient(param, kept=kept)
+        self._active.mask_sparse_gradients()
         if self._pending_step() is not None and importance_lib.needs_gradients(
             self.importance
         ):
-            self._accumulate_gradients(named_parameters)
+            sums = GradientSums(self._grad_sums, self._grad_batches)
+            sums.add(named_parameters, self.granularity_.scored)
+            self._grad_batches = sums.batches
 
     def on_batch_end(self, net, batch=None, training=True, loss=None, **kwargs):
         if not training:
             return
         if loss is not None and not bool(torch.isfinite(torch.as_tensor(loss)).all()):
             raise ValueError(self._non_finite_message(loss))
-        # Dense gradients can move any weight: re-zero the pruned ones after the
-        # step. Row-sparse gradients were masked before it (on_grad_computed).
-        with torch.no_grad():
-            for param, kept in self._active:
-                if param.grad is None or not param.grad.is_sparse:
-                    param.masked_fill_(~kept, 0.0)
+        # Row-sparse gradients were masked before the step (on_grad_computed).
+        self._active.zero_pruned()
         self._batches_in_epoch += 1
         if self._batches_in_epoch < self._batches_per_epoch:
             # Steps at the end of an epoch are taken in on_epoch_end.
@@ -256,11 +260,11 @@ class Pruning(Callback):
             and self._snapshot is None
             and (self.epochs_done_ == self.rewind_epoch)
         ):
-            self._snapshot = _copy_parameters(net.module_)
+            self._snapshot = take_snapshot(net.module_)
         self._prune_due(net)
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
-        self._close_round(net)
+        close_round(self.history_, lambda: _evaluate(net, self._eval_dataset))
 
     # pruning ------------------------------------------------------------------
 
@@ -287,19 +291,16 @@ class Pruning(Callback):
         step = self.steps_[self._next_step]
         module = net.module_
         params = dict(module.named_parameters())
-        loss_before, score_before = _evaluate(net, self._eval_dataset)
-        self._close_round(net, (loss_before, score_before))
+        before = _evaluate(net, self._eval_dataset)
+        close_round(self.history_, lambda: before)
         # Nothing pruned yet and nothing to prune (the unpruned control): no
         # scores, no masks.
         if step.ratio > 0 or self.masks_:
             self.masks_ = self._choose_masks(params, step.ratio)
         if self.rewind and self._snapshot is not None:
-            with torch.no_grad():
-                for name, value in self._snapshot.items():
-                    params[name].copy_(value)
-            net.optimizer_.state.clear()
-        apply_masks(params, self.masks_, net.optimizer_)
+            rewind_(params, self._snapshot, net.optimizer_)
         self._activate(params)
+        self._active.apply(params, net.optimizer_)
         last = self._next_step == len(self.steps_) - 1
         # Earlier rounds keep the shapes, so that every round ranks the same
         # groups; only skprune's own MLPModule knows how to lose them.
@@ -313,73 +314,31 @@ class Pruning(Callback):
         self._grad_sums, self._grad_batches = {}, 0
         self._next_step += 1
 
-        loss_after, score_after = _evaluate(net, self._eval_dataset)
-        self.history_.append(
-            {
-                "round": self._next_step,
-                "epoch": step.epoch,
-                "target_ratio": step.ratio,
-                "sparsity": self.sparsity(module),
-                "evaluated_on": "validation" if net.train_split else "training",
-                "loss_before": loss_before,
-                "score_before": score_before,
-                "loss_after": loss_after,
-                "score_after": score_after,
-                "loss_retrained": None,
-                "score_retrained": None,
-            }
+        open_round(
+            self.history_,
+            number=self._next_step,
+            epoch=step.epoch,
+            target_ratio=step.ratio,
+            sparsity=self.sparsity(module),
+            evaluated_on="validation" if net.train_split else "training",
+            before=before,
+            after=_evaluate(net, self._eval_dataset),
         )
 
     def _choose_masks(self, params, ratio: float) -> dict:
         """Masks at the granularity, from the importance of the current weights."""
-        grads = None
-        if self._grad_batches:
-            grads = {n: s / self._grad_batches for n, s in self._grad_sums.items()}
-        criterion = importance_lib.resolve(
-            self.importance, seed=self.random_state + self._next_step
-        )
-        granularity = self.granularity_
-        # Weight scores that need no pooling are made a block of rows at a time
-        # while the masks are selected: no full-size copy of a wide layer.
-        score = (
-            importance_lib.score_by_rows
-            if granularity.scores_by_rows
-            else importance_lib.compute_scores
-        )
-        scores = granularity.pool(
-            score(criterion, {n: params[n] for n in granularity.scored}, grads)
-        )
-        kept = select_masks(
-            scores,
+        return choose_masks(
+            params,
             ratio,
+            granularity=self.granularity_,
+            criterion=importance_lib.resolve(
+                self.importance, seed=self._seed + self._next_step
+            ),
             scope=self.scope,
-            min_keep={n: self._floor(s.numel()) for n, s in scores.items()},
-            previous=granularity.group_masks(self.masks_),
+            min_keep=self.min_keep,
+            previous=self.masks_,
+            grads=GradientSums(self._grad_sums, self._grad_batches).means(),
         )
-        return granularity.expand(kept)
-
-    def _accumulate_gradients(self, named_parameters):
-        """Add this batch's absolute gradients of the scored weights to the sums."""
-        scored = set(self.granularity_.scored)
-        for name, param in named_parameters:
-            if name not in scored or param.grad is None:
-                continue
-            grad = param.grad.detach()
-            total = self._grad_sums.get(name)
-            if total is None:
-                total = self._grad_sums[name] = torch.zeros_like(param)
-            if grad.is_sparse:
-                grad = grad.coalesce()
-                total.index_add_(0, grad.indices()[0], grad.values().abs())
-            else:
-                total.add_(grad.abs())
-        self._grad_batches += 1
-
-    def _close_round(self, net, evaluation=None):
-        """Record the last round's scores after retraining, if not done yet."""
-        if self.history_ and self.history_[-1]["loss_retrained"] is None:
-            loss, score = evaluation or _evaluate(net, self._eval_dataset)
-            self.history_[-1].update(loss_retrained=loss, score_retrained=score)
 
     # validation -----------------------------------------------------------------
 
@@ -397,34 +356,18 @@ class Pruning(Callback):
 
     def _prepare(self, module: torch.nn.Module):
         """Find what to prune in ``module``; fail before training if impossible."""
-        params = dict(module.named_parameters())
-        self.layers_ = find_prunable_layers(module)
-        self.granularity_ = make_granularity(
+        self.layers_, self.granularity_ = prepare_granularity(
+            module,
             self.granularity,
-            self.layers_,
-            {name: tuple(p.shape) for name, p in params.items()},
             patterns=self.layers,
             prune_output=self.prune_output,
             prune_bias=self.prune_bias,
+            prune_ratio=self.prune_ratio,
+            min_keep=self.min_keep,
+            scope=self.scope,
+            importance=self.importance,
         )
         self.prunable_ = self.granularity_.prunable
-        sizes = self.granularity_.group_sizes()
-        reachable = reachable_ratio(
-            sizes, {n: self._floor(size) for n, size in sizes.items()}, self.scope
-        )
-        if self.prune_ratio > reachable + 1e-12:
-            raise ValueError(
-                f"prune_ratio={self.prune_ratio} cannot be reached with "
-                f"min_keep={self.min_keep!r} and scope={self.scope!r}; the highest "
-                f"reachable ratio is {reachable:.4f}."
-            )
-        if callable(self.importance):  # a misbehaving callable fails here
-            scored = self.granularity_.scored
-            importance_lib.compute_scores(
-                self.importance,
-                {n: params[n] for n in scored},
-                {n: torch.zeros_like(params[n]) for n in scored},
-            )
         self.initial_sparsity_ = self.sparsity(module)
 
     def _non_finite_message(self, loss) -> str:
@@ -463,11 +406,6 @@ class Pruning(Callback):
             return default_retrain_epochs(self.train_epochs)
         return self.retrain_epochs
 
-    def _floor(self, n_entries: int) -> int:
-        if isinstance(self.min_keep, float):
-            return math.ceil(self.min_keep * n_entries)
-        return min(int(self.min_keep), n_entries)
-
     def _pending_step(self) -> PruningStep | None:
         if self._next_step < len(self.steps_):
             return self.steps_[self._next_step]
@@ -482,19 +420,13 @@ class Pruning(Callback):
         for group, lr in zip(net.optimizer_.param_groups, lrs, strict=True):
             group["lr"] = lr
         self.shrunk_ = True
-        self._active = []
+        self._active = MaskSet({}, {})
         self._snapshot = None
 
     def _activate(self, params):
         """Pair each parameter that has pruned weights with its mask."""
-        if self.shrunk_:  # what is left after shrinking is all kept
-            self._active = []
-            return
-        self._active = [
-            (params[name], mask.to(params[name].device))
-            for name, mask in self.masks_.items()
-            if not bool(mask.all())
-        ]
+        # What is left after shrinking is all kept.
+        self._active = MaskSet(params, {} if self.shrunk_ else self.masks_)
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -520,5 +452,9 @@ def _evaluate(net, dataset):
     return total / max(count, 1), score
 
 
-def _copy_parameters(module):
-    return {n: p.detach().clone() for n, p in module.named_parameters()}
+def _seed_of(random_state) -> int:
+    """An int seed as it is; otherwise one drawn from ``random_state`` (None is
+    numpy's global generator), as scikit-learn draws seeds."""
+    if isinstance(random_state, Integral):
+        return int(random_state)
+    return int(check_random_state(random_state).randint(2**31 - 1))

@@ -1,0 +1,316 @@
+"""What pruning removes: single weights, whole hidden units or whole input features.
+
+Pure torch, no scikit-learn. A granularity groups the weights of a network's
+affine layers; pruning ranks and removes groups. The :class:`~skprune.callbacks.Pruning`
+callback makes one with :func:`make_granularity` and asks it
+
+- which parameters count as prunable (``prunable``) and which get importance
+  scores (``scored``);
+- how weight scores pool into group scores (:meth:`~Granularity.pool`), and the
+  previous round's masks into group masks (:meth:`~Granularity.group_masks`),
+  for :func:`skprune.masks.select_masks` to choose among;
+- how kept groups expand back into weight masks (:meth:`~Granularity.expand`);
+- how many groups each tensor ranks (:meth:`~Granularity.group_sizes`, for
+  :func:`skprune.masks.reachable_ratio`), and whether removed groups may be cut
+  out of the module (``shrinks``).
+
+A group tensor is named after the weight it ranks along (for ``"neuron"``, the
+weight of the layer whose outputs are the units) and holds one entry per group.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import torch
+
+from .masks import PrunableLayer, matching_names
+
+__all__ = [
+    "GRANULARITIES",
+    "FeatureGranularity",
+    "Granularity",
+    "NeuronGranularity",
+    "WeightGranularity",
+    "make_granularity",
+]
+
+GRANULARITIES = ("weight", "neuron", "feature")
+
+
+class Granularity:
+    """Base class: the groups of weights that pruning removes together.
+
+    Parameters
+    ----------
+    layers : sequence of PrunableLayer
+        Every affine layer of the module, input first (as
+        :func:`skprune.masks.find_prunable_layers` lists them).
+    shapes : mapping of str to tuple of int
+        Shape of each parameter of the module, by name.
+    patterns : sequence of str or None, default=None
+        ``fnmatch`` patterns over weight names selecting the layers that may be
+        pruned; overrides ``prune_output``. None selects every layer except the
+        output layer. Of those, the granularity keeps the ones it can prune.
+    prune_output : bool, default=False
+        Whether the output layer may be pruned (when ``patterns`` is None).
+    prune_bias : bool, default=False
+        Whether the biases of the selected layers are prunable (``"weight"``
+        only; removing a unit always removes its bias).
+
+    Attributes
+    ----------
+    prunable : list of str
+        Parameters whose zeros count towards the sparsity.
+    scored : list of str
+        Parameters that get importance scores, in the order they are scored.
+    shrinks : bool
+        Whether removed groups may be cut out of the module after the last step.
+
+    Raises
+    ------
+    ValueError
+        If there are no layers, or none of the selected ones can be pruned at
+        this granularity.
+    """
+
+    shrinks = False
+    #: Why nothing is prunable when ``prunable`` comes out empty.
+    _nothing_selected = ""
+
+    def __init__(
+        self,
+        layers: Sequence[PrunableLayer],
+        shapes: Mapping[str, tuple[int, ...]],
+        *,
+        patterns: Sequence[str] | None = None,
+        prune_output: bool = False,
+        prune_bias: bool = False,
+    ) -> None:
+        if not layers:
+            raise ValueError(
+                "The module has no prunable layer: Pruning needs torch.nn.Linear "
+                "or skprune.modules.SparseLinear layers."
+            )
+        self.layers = list(layers)
+        self.shapes = {name: tuple(shape) for name, shape in shapes.items()}
+        if patterns is not None:
+            selected = [
+                layer
+                for layer in self.layers
+                if matching_names([layer.weight], patterns)
+            ]
+        else:
+            selected = self.layers if prune_output else self.layers[:-1]
+        self.prunable = self._prunable(selected, prune_bias)
+        if not self.prunable:
+            raise ValueError(f"Nothing to prune: {self._nothing_selected}.")
+        self.scored = list(self.prunable)
+
+    @property
+    def n_weights(self) -> int:
+        """Number of prunable weights of the original module."""
+        return sum(math.prod(self.shapes[name]) for name in self.prunable)
+
+    def group_sizes(self) -> dict[str, int]:
+        """Number of groups each group tensor ranks."""
+        return {name: math.prod(self.shapes[name]) for name in self.prunable}
+
+    #: Whether :meth:`pool` passes weight scores through as they are, so that they
+    #: may be computed lazily, a block of rows at a time.
+    scores_by_rows = True
+
+    def pool(self, scores: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Group scores from the scores of the ``scored`` weights."""
+        return dict(scores)
+
+    def group_masks(self, masks: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Group masks (True where kept) from weight masks of an earlier round."""
+        return dict(masks)
+
+    def expand(self, kept: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Weight masks from group masks: a weight is kept if all its groups are."""
+        return dict(kept)
+
+    def _prunable(self, selected: list[PrunableLayer], prune_bias: bool) -> list[str]:
+        raise NotImplementedError
+
+
+class WeightGranularity(Granularity):
+    """Each weight is a group of its own (unstructured pruning)."""
+
+    _nothing_selected = (
+        "no layer is selected (the output layer is excluded unless "
+        "prune_output=True, and layers= may match nothing)"
+    )
+
+    def _prunable(self, selected, prune_bias):
+        names = [layer.weight for layer in selected]
+        if prune_bias:
+            names += [layer.bias for layer in selected if layer.bias is not None]
+        return names
+
+
+class _GroupGranularity(Granularity):
+    """Groups that are slices of weights: units or features.
+
+    ``groups`` maps each group tensor to its members, ``(parameter, axis)``
+    pairs: group ``i`` is slice ``i`` of the parameter along that axis.
+    """
+
+    shrinks = True
+    scores_by_rows = False
+
+    def __init__(self, layers, shapes, **options):
+        super().__init__(layers, shapes, **options)
+        self.groups = self._groups()
+        self.scored = list(
+            dict.fromkeys(
+                name
+                for members in self.groups.values()
+                for name, _ in members
+                if len(self.shapes[name]) == 2
+            )
+        )
+
+    def _groups(self) -> dict[str, list[tuple[str, int]]]:
+        raise NotImplementedError
+
+    def group_sizes(self):
+        return {
+            key: self.shapes[key][members[0][1]] for key, members in self.groups.items()
+        }
+
+    def pool(self, scores):
+        # A group's score is the mean score of its weights, slice by slice (a
+        # unit's incoming and outgoing weights count alike), each tensor's scores
+        # relative to their own mean: layers with large fan-in have small weights,
+        # and a global ranking would otherwise empty them first.
+        return {
+            key: torch.stack(
+                [
+                    scores[name].mean(dim=1 - axis)
+                    / scores[name].mean().clamp_min(1e-30)
+                    for name, axis in members
+                    if name in scores
+                ]
+            ).mean(0)
+            for key, members in self.groups.items()
+        }
+
+    def group_masks(self, masks):
+        return {
+            key: masks[key].any(dim=1 - members[0][1])
+            for key, members in self.groups.items()
+            if key in masks
+        }
+
+    def expand(self, kept):
+        masks = {}
+        for key, members in self.groups.items():
+            for name, axis in members:
+                mask = _expand(kept[key], axis, self.shapes[name])
+                masks[name] = mask if name not in masks else masks[name] & mask
+        return masks
+
+
+class NeuronGranularity(_GroupGranularity):
+    """Hidden units: a unit is a row of its layer's weight, its bias and the
+    matching column of the next layer's weight.
+
+    Raises
+    ------
+    ValueError
+        If a selected layer's outputs are not the next layer's inputs.
+    """
+
+    _nothing_selected = (
+        "no hidden layer is selected (a network without hidden layers has no "
+        "units to remove)"
+    )
+
+    def _prunable(self, selected, prune_bias):
+        return [layer.weight for layer in self.layers[:-1] if layer in selected]
+
+    def _groups(self):
+        groups = {}
+        for layer, following in zip(self.layers, self.layers[1:], strict=False):
+            if layer.weight not in self.prunable:
+                continue
+            if layer.out_features != following.in_features:
+                raise ValueError(
+                    "granularity='neuron' needs a chain of layers, each feeding "
+                    f"the next, but {layer.name!r} has {layer.out_features} "
+                    f"outputs and {following.name!r} {following.in_features} inputs."
+                )
+            members = [(layer.weight, layer.out_axis)]
+            if layer.bias is not None:
+                members.append((layer.bias, 0))
+            members.append((following.weight, following.in_axis))
+            groups[layer.weight] = members
+        return groups
+
+
+class FeatureGranularity(_GroupGranularity):
+    """Input features: a feature is a column of the first layer's weight."""
+
+    _nothing_selected = "the first layer is not selected"
+
+    def _prunable(self, selected, prune_bias):
+        return [self.layers[0].weight] if self.layers[0] in selected else []
+
+    def _groups(self):
+        first = self.layers[0]
+        return {first.weight: [(first.weight, first.in_axis)]}
+
+
+_CLASSES = {
+    "weight": WeightGranularity,
+    "neuron": NeuronGranularity,
+    "feature": FeatureGranularity,
+}
+
+
+def make_granularity(
+    name: str,
+    layers: Sequence[PrunableLayer],
+    shapes: Mapping[str, tuple[int, ...]],
+    **options,
+) -> Granularity:
+    """The granularity called ``name``, over a module's layers.
+
+    Parameters
+    ----------
+    name : {"weight", "neuron", "feature"}
+    layers, shapes
+        As for :class:`Granularity`.
+    **options
+        ``patterns``, ``prune_output``, ``prune_bias``, as for :class:`Granularity`.
+
+    Returns
+    -------
+    granularity : Granularity
+
+    Examples
+    --------
+    >>> from skprune.masks import find_prunable_layers
+    >>> module = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+    >>> layers = find_prunable_layers(module)
+    >>> shapes = {n: tuple(p.shape) for n, p in module.named_parameters()}
+    >>> units = make_granularity("neuron", layers, shapes)
+    >>> units.prunable, units.scored, units.group_sizes()
+    (['0.weight'], ['0.weight', '1.weight'], {'0.weight': 3})
+    """
+    if name not in _CLASSES:
+        raise ValueError(f"granularity must be one of {GRANULARITIES}, got {name!r}.")
+    return _CLASSES[name](layers, shapes, **options)
+
+
+def _expand(group_keep: torch.Tensor, axis: int, shape: tuple[int, ...]):
+    """Broadcast a mask over groups (slices along ``axis``) to a tensor's shape."""
+    if len(shape) == 1:
+        return group_keep.clone()
+    view = [1, 1]
+    view[axis] = -1
+    return group_keep.reshape(view).expand(shape).clone()

@@ -1,0 +1,118 @@
+"""When to prune: the steps of a pruning schedule and the epochs it takes.
+
+Pure Python. A schedule turns a target ratio and an epoch budget into a list of
+:class:`PruningStep`, each a position in the training (in epochs, possibly
+fractional) and the fraction of prunable weights pruned once it is done.
+
+- ``"oneshot"``: train ``train_epochs``, prune once, retrain ``retrain_epochs``.
+- ``"iterative"``: train, then ``n_rounds`` times prune and retrain
+  ``retrain_epochs``; each round removes the same fraction of what is left,
+  ``1 - (1 - ratio) ** (k / n_rounds)`` after round ``k`` (Han et al. 2015,
+  Frankle & Carbin 2019).
+- ``"gradual"``: train, then raise the sparsity in ``n_rounds`` small steps on the
+  cubic schedule of Zhu & Gupta (2017),
+  ``s_k = s_f + (s_i - s_f) * (1 - k / n_rounds) ** 3`` with ``s_i = 0``,
+  evenly spaced (fractional epochs allowed) over the first half of the
+  remaining ``n_rounds * retrain_epochs`` epochs, and fine-tune in the second.
+
+Every schedule with the same arguments takes ``total_epochs`` epochs whatever the
+ratio, so that a ratio of 0 is an unpruned control trained for as long.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["SCHEDULES", "PruningStep", "make_schedule", "total_epochs"]
+
+SCHEDULES = ("oneshot", "iterative", "gradual")
+
+
+@dataclass(frozen=True)
+class PruningStep:
+    """One pruning step.
+
+    Attributes
+    ----------
+    epoch : float
+        When to prune, in epochs of training done; 3.0 is the end of the third
+        epoch, 3.5 the middle of the fourth.
+    ratio : float
+        Fraction of prunable weights (or units, or features) pruned after it.
+    """
+
+    epoch: float
+    ratio: float
+
+
+def total_epochs(
+    schedule: str, train_epochs: int, retrain_epochs: int, n_rounds: int = 1
+) -> int:
+    """Number of epochs a schedule trains for in all, pruned or not."""
+    _check(schedule, train_epochs, retrain_epochs, n_rounds)
+    rounds = 1 if schedule == "oneshot" else n_rounds
+    return train_epochs + rounds * retrain_epochs
+
+
+def make_schedule(
+    schedule: str,
+    ratio: float,
+    train_epochs: int,
+    retrain_epochs: int,
+    n_rounds: int = 1,
+) -> list[PruningStep]:
+    """Pruning steps of a schedule.
+
+    Parameters
+    ----------
+    schedule : {"oneshot", "iterative", "gradual"}
+    ratio : float in [0, 1)
+        Fraction pruned after the last step.
+    train_epochs : int
+        Epochs of dense training before the first step.
+    retrain_epochs : int
+        Epochs of retraining after each round (``"oneshot"``, ``"iterative"``);
+        for ``"gradual"``, the budget after warm-up is ``n_rounds * retrain_epochs``.
+    n_rounds : int, default=1
+        Number of pruning steps; ignored by ``"oneshot"``.
+
+    Returns
+    -------
+    steps : list of PruningStep
+        In order of ``epoch``.
+
+    Examples
+    --------
+    >>> [round(s.ratio, 3) for s in make_schedule("iterative", 0.875, 2, 1, 3)]
+    [0.5, 0.75, 0.875]
+    """
+    _check(schedule, train_epochs, retrain_epochs, n_rounds)
+    if not 0.0 <= ratio < 1.0:
+        raise ValueError(f"prune_ratio must be in [0, 1), got {ratio!r}.")
+    if schedule == "oneshot":
+        return [PruningStep(float(train_epochs), ratio)]
+    if schedule == "iterative":
+        positions = [float(train_epochs + k * retrain_epochs) for k in range(n_rounds)]
+        ratios = [1.0 - (1.0 - ratio) ** (k / n_rounds) for k in range(1, n_rounds)]
+    else:
+        spacing = retrain_epochs / 2
+        positions = [train_epochs + k * spacing for k in range(1, n_rounds + 1)]
+        ratios = [ratio * (1.0 - (1.0 - k / n_rounds) ** 3) for k in range(1, n_rounds)]
+    # The last step is the target itself, not a power of it that rounds off.
+    return [
+        PruningStep(epoch, r)
+        for epoch, r in zip(positions, [*ratios, ratio], strict=True)
+    ]
+
+
+def _check(schedule: str, train_epochs: int, retrain_epochs: int, n_rounds: int):
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}.")
+    if train_epochs < 1:
+        raise ValueError(f"train_epochs must be at least 1, got {train_epochs}.")
+    if retrain_epochs < 0:
+        raise ValueError(f"retrain_epochs must be at least 0, got {retrain_epochs}.")
+    if n_rounds < 1:
+        raise ValueError(f"n_rounds must be at least 1, got {n_rounds}.")
+    if schedule == "gradual" and retrain_epochs < 1:
+        raise ValueError("schedule='gradual' needs retrain_epochs of at least 1.")

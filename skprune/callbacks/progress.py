@@ -1,0 +1,103 @@
+"""Progress lines while a pruned network trains: one line per pruning round.
+
+:class:`PruningProgress` is a skorch callback that reads the rows the
+:class:`~skprune.callbacks.Pruning` callback appends to its ``history_`` and
+prints each one once its retraining is over. ``PrunedClassifier(verbose=1)`` and
+``PrunedClassifierCV(verbose=1)`` add it; skorch's own epoch table stays under the
+wrapped net's ``verbose``.
+"""
+
+from __future__ import annotations
+
+import time
+
+from skorch.callbacks import Callback
+
+from .._core.rounds import is_retraining
+from ._pruning import Pruning
+
+__all__ = ["PruningProgress", "format_round"]
+
+
+class PruningProgress(Callback):
+    """Print one line per pruning round of the net's ``Pruning`` callback.
+
+    A line reads::
+
+        round 1/2  ratio 0.900  sparsity 0.900  loss 0.41 -> 1.20 -> 0.45
+        score 0.880 -> 0.610 -> 0.870  12.3 s
+
+    (on one line): the round, its target ratio, the sparsity reached, the loss and
+    the net's score before pruning, right after it and after retraining, and the
+    seconds since the previous line (the first line includes dense training). A
+    row with a ``"heldout_score"`` (:class:`~skprune.PrunedClassifierCV` adds it)
+    also shows that score.
+
+    Parameters
+    ----------
+    prefix : str, default=""
+        Printed at the start of each line, for example ``"fold 2/5  "``.
+    sink : callable, default=print
+        Called with each line.
+    """
+
+    def __init__(self, prefix: str = "", sink=print) -> None:
+        self.prefix = prefix
+        self.sink = sink
+
+    def initialize(self):
+        self.printed_ = 0
+        self.last_time_ = None
+        return self
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        if self.last_time_ is None:
+            self.last_time_ = time.perf_counter()
+
+    def on_epoch_end(self, net, **kwargs):
+        self._print_finished(net)
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        self._print_finished(net)
+
+    def _print_finished(self, net):
+        pruning = _find_pruning(net)
+        if pruning is None:
+            return
+        history = pruning.history_
+        n_rounds = len(pruning.steps_)
+        while self.printed_ < len(history):
+            row = history[self.printed_]
+            if is_retraining(row):
+                return
+            now = time.perf_counter()
+            self.sink(self.prefix + format_round(row, n_rounds, now - self.last_time_))
+            self.last_time_ = now
+            self.printed_ += 1
+
+
+def format_round(row: dict, n_rounds: int, seconds: float) -> str:
+    """One pruning-history row as a progress line (see :class:`PruningProgress`)."""
+    parts = [
+        f"round {row['round']}/{n_rounds}",
+        f"ratio {row['target_ratio']:.3f}",
+        f"sparsity {row['sparsity']:.3f}",
+        "loss " + _chain(row, "loss", ".4g"),
+        "score " + _chain(row, "score", ".3f"),
+    ]
+    if row.get("heldout_score") is not None:
+        parts.append(f"held-out {row['heldout_score']:.3f}")
+    parts.append(f"{seconds:.1f} s")
+    return "  ".join(parts)
+
+
+def _chain(row, kind, spec):
+    values = [row.get(f"{kind}_{when}") for when in ("before", "after", "retrained")]
+    return " -> ".join("n/a" if v is None else format(v, spec) for v in values)
+
+
+def _find_pruning(net):
+    for _, callback in getattr(net, "callbacks_", []):
+        if isinstance(callback, Pruning):
+            return callback
+    return None

@@ -1,0 +1,244 @@
+"""The pure-torch pieces under the Pruning callback, on plain torch modules:
+no skorch, no scikit-learn."""
+
+import pytest
+import torch
+
+from skprune._core.granularity import make_granularity
+from skprune._core.importance import magnitude
+from skprune._core.masks import find_prunable_layers
+from skprune._core.maskset import (
+    GradientSums,
+    MaskSet,
+    choose_masks,
+    floor_of,
+    prepare_granularity,
+    rewind_,
+    take_snapshot,
+)
+from skprune._core.rounds import close_round, is_retraining, open_round
+from skprune.modules import MLPModule
+
+
+def mlp(sparse_grad=False):
+    torch.manual_seed(0)
+    return MLPModule(
+        n_features=12, n_classes=3, hidden_layer_sizes=(8,), sparse_grad=sparse_grad
+    )
+
+
+def weight_granularity(module):
+    params = dict(module.named_parameters())
+    return make_granularity(
+        "weight",
+        find_prunable_layers(module),
+        {n: tuple(p.shape) for n, p in params.items()},
+        patterns=None,
+        prune_output=False,
+        prune_bias=False,
+    )
+
+
+def test_floor_of_reads_an_int_as_a_count_and_a_float_as_a_fraction_rounded_up():
+    assert [floor_of(3, n) for n in (1, 3, 10)] == [1, 3, 3]
+    assert [floor_of(0.25, n) for n in (1, 4, 5)] == [1, 1, 2]
+
+
+def test_chosen_masks_prune_the_smallest_weights_to_the_exact_ratio():
+    module = mlp()
+    params = dict(module.named_parameters())
+    granularity = weight_granularity(module)
+    masks = choose_masks(
+        params,
+        0.75,
+        granularity=granularity,
+        criterion=magnitude,
+        scope="global",
+        min_keep=1,
+        previous={},
+    )
+    (name,) = granularity.prunable
+    kept = masks[name]
+    assert int(kept.sum()) == kept.numel() // 4
+    weights = params[name].detach().abs()
+    assert weights[kept].min() >= weights[~kept].max()
+
+
+def test_a_second_choice_never_revives_a_pruned_weight_even_when_it_grew():
+    module = mlp()
+    params = dict(module.named_parameters())
+    granularity = weight_granularity(module)
+    options = dict(
+        granularity=granularity, criterion=magnitude, scope="global", min_keep=1
+    )
+    first = choose_masks(params, 0.5, previous={}, **options)
+    (name,) = granularity.prunable
+    with torch.no_grad():  # the pruned weights become the largest
+        params[name][~first[name]] = 100.0
+    second = choose_masks(params, 0.75, previous=first, **options)
+    assert not bool((second[name] & ~first[name]).any())
+    assert int(second[name].sum()) == second[name].numel() // 4
+
+
+def test_the_mask_set_keeps_pruned_weights_zero_through_dense_steps_and_zeroes_state():
+    module = mlp()
+    params = dict(module.named_parameters())
+    name = "layers.0.weight"
+    kept = torch.rand(params[name].shape, generator=torch.Generator().manual_seed(1))
+    masks = {name: kept > 0.5}
+    optimizer = torch.optim.Adam(module.parameters(), lr=0.1)
+    held = MaskSet(params, masks)
+    held.apply(params, optimizer)
+    for _ in range(3):
+        optimizer.zero_grad()
+        module(torch.randn(5, 12)).sum().backward()
+        held.mask_sparse_gradients()
+        optimizer.step()
+        held.zero_pruned()
+    assert bool((params[name][~masks[name]] == 0).all())
+    # Dense gradients move the optimizer's state too; a pruning step zeroes it.
+    state = optimizer.state[params[name]]
+    assert bool((state["exp_avg"][~masks[name]] != 0).any())
+    held.apply(params, optimizer)
+    assert bool((state["exp_avg"][~masks[name]] == 0).all())
+    assert bool((state["exp_avg_sq"][~masks[name]] == 0).all())
+
+
+def test_masked_row_sparse_gradients_leave_pruned_weights_exactly_zero():
+    module = mlp(sparse_grad=True)
+    params = dict(module.named_parameters())
+    name = "layers.0.weight"
+    mask = torch.ones(params[name].shape, dtype=torch.bool)
+    mask[::2] = False
+    held = MaskSet(params, {name: mask})
+    optimizer = torch.optim.SGD(module.parameters(), lr=0.5)
+    held.apply(params, optimizer)
+    X = torch.eye(12)[:4].to_sparse_csr()
+    for _ in range(3):
+        optimizer.zero_grad()
+        module(X).sum().backward()
+        assert params[name].grad.is_sparse
+        held.mask_sparse_gradients()
+        optimizer.step()  # no re-zeroing after it: the gradient was masked
+    assert bool((params[name][~mask] == 0).all())
+    assert bool((params[name][mask] != 0).any())
+
+
+def test_a_mask_set_holds_only_the_parameters_with_pruned_weights():
+    module = mlp()
+    params = dict(module.named_parameters())
+    full = torch.ones(params["layers.0.weight"].shape, dtype=torch.bool)
+    assert MaskSet(params, {"layers.0.weight": full}).held == []
+
+
+def test_gradient_sums_average_absolute_gradients_over_batches():
+    weight = torch.nn.Parameter(torch.zeros(2, 2))
+    sums = GradientSums()
+    assert sums.means() is None
+    for grad in (torch.tensor([[1.0, -2.0], [0.0, 4.0]]), -torch.ones(2, 2)):
+        weight.grad = grad
+        sums.add([("w", weight), ("other", weight)], scored=["w"])
+    assert set(sums.sums) == {"w"}
+    torch.testing.assert_close(
+        sums.means()["w"], torch.tensor([[1.0, 1.5], [0.5, 2.5]])
+    )
+
+
+def test_gradient_sums_add_row_sparse_gradients_to_their_rows_only():
+    # Row 2 appears twice: the batch's gradient is their sum, then its |.|.
+    weight = torch.nn.Parameter(torch.zeros(3, 2))
+    weight.grad = torch.sparse_coo_tensor(
+        torch.tensor([[2, 0, 2]]),
+        torch.tensor([[1.0, -1.0], [3.0, 3.0], [1.0, 1.0]]),
+        (3, 2),
+    )
+    sums = GradientSums()
+    sums.add([("w", weight)], scored=["w"])
+    torch.testing.assert_close(
+        sums.sums["w"], torch.tensor([[3.0, 3.0], [0.0, 0.0], [2.0, 0.0]])
+    )
+
+
+def test_rewinding_restores_the_snapshot_and_clears_the_optimizer_state():
+    module = mlp()
+    snapshot = take_snapshot(module)
+    params = dict(module.named_parameters())
+    optimizer = torch.optim.Adam(module.parameters(), lr=0.1)
+    module(torch.randn(4, 12)).sum().backward()
+    optimizer.step()
+    assert not torch.equal(params["layers.0.weight"], snapshot["layers.0.weight"])
+    rewind_(params, snapshot, optimizer)
+    for name, value in snapshot.items():
+        assert torch.equal(params[name], value)
+    assert len(optimizer.state) == 0
+
+
+@pytest.mark.parametrize("name", ["layers.0.weight", "layers.1.bias"])
+def test_a_snapshot_is_a_copy_that_training_does_not_move(name):
+    module = mlp()
+    snapshot = take_snapshot(module)
+    before = snapshot[name].clone()
+    with torch.no_grad():
+        dict(module.named_parameters())[name].add_(1.0)
+    assert torch.equal(snapshot[name], before)
+
+
+def test_prepare_granularity_refuses_a_ratio_the_floors_make_unreachable():
+    module = mlp()
+    options = dict(
+        patterns=None,
+        prune_output=False,
+        prune_bias=False,
+        scope="layer",
+        importance="magnitude",
+    )
+    layers, granularity = prepare_granularity(
+        module, "neuron", prune_ratio=0.75, min_keep=2, **options
+    )
+    assert [layer.name for layer in layers] == ["layers.0", "layers.1"]
+    assert granularity.n_weights > 0
+    # 8 hidden units, 3 of which must stay: at most 5/8 can go.
+    with pytest.raises(ValueError, match=r"highest reachable ratio is 0\.6250"):
+        prepare_granularity(module, "neuron", prune_ratio=0.7, min_keep=3, **options)
+
+
+def test_prepare_granularity_lets_a_failing_importance_fail_before_training():
+    def broken(name, weight, grad):
+        raise RuntimeError("scores unavailable")
+
+    with pytest.raises(RuntimeError, match="scores unavailable"):
+        prepare_granularity(
+            mlp(),
+            "weight",
+            patterns=None,
+            prune_output=False,
+            prune_bias=False,
+            prune_ratio=0.5,
+            min_keep=1,
+            scope="global",
+            importance=broken,
+        )
+
+
+def test_a_round_stays_open_until_its_retraining_is_recorded_once():
+    history = []
+    row = open_round(
+        history,
+        number=1,
+        epoch=2.0,
+        target_ratio=0.5,
+        sparsity=0.5,
+        evaluated_on="training",
+        before=(0.3, 0.9),
+        after=(0.8, 0.6),
+    )
+    assert history == [row] and is_retraining(row)
+    assert (row["loss_before"], row["score_after"]) == (0.3, 0.6)
+    close_round(history, lambda: (0.4, 0.85))
+    close_round(history, lambda: pytest.fail("a closed round is evaluated again"))
+    assert (row["loss_retrained"], row["score_retrained"]) == (0.4, 0.85)
+    assert not is_retraining(row)
+
+
+def test_closing_without_a_round_evaluates_nothing():
+    close_round([], lambda: pytest.fail("evaluated without a round"))
