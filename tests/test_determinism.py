@@ -1,6 +1,6 @@
 """Results do not depend on how fits are run: in threads, processes, on Dask.
 
-Each fit draws from generators of its own (skprune._random), so fits that run at
+Each fit draws from generators of its own (skprune._nn._random), so fits that run at
 once, with the same intra-op thread count, equal the same fits run one after
 another, bit for bit. The fits here record the count they trained with, to pin
 that it was the same: one thread (the conftest sets it; joblib's process workers
@@ -251,7 +251,7 @@ import json, os, threading
 import torch
 from threadpoolctl import threadpool_info
 from test_determinism import classifier, fit
-from skprune._kernels import HAVE_NUMBA
+from skprune._nn._kernels import HAVE_NUMBA
 from skprune.datasets import make_text_classification
 
 X, y = make_text_classification(

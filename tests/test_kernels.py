@@ -1,4 +1,4 @@
-"""The compiled loops of skprune._kernels against numpy, scipy and torch.
+"""The compiled loops of skprune._nn._kernels against numpy, scipy and torch.
 
 numba is a declared dependency: without it these tests fail (the import below),
 they are not skipped, so a broken install cannot pass unnoticed. The kernels are
