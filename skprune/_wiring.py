@@ -91,7 +91,8 @@ def _net_params(net, pruning, module_sizes: dict, verbose: int) -> dict:
     # First among the user's callbacks, so theirs see masked weights.
     params = {"callbacks": [("pruning", pruning), *_named(net.callbacks or [])]}
     if verbose:
-        params["callbacks"].insert(1, ("pruning_progress", PruningProgress()))
+        progress = PruningProgress().follow(pruning.round_log)
+        params["callbacks"].insert(1, ("pruning_progress", progress))
     module = net.module
     if isinstance(module, type):
         accepted = inspect.signature(module).parameters

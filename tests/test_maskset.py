@@ -11,12 +11,21 @@ from skprune._core.maskset import (
     GradientSums,
     MaskSet,
     choose_masks,
+    count_kept,
     floor_of,
     prepare_granularity,
     rewind_,
+    sparsity,
     take_snapshot,
 )
-from skprune._core.rounds import close_round, is_retraining, open_round
+from skprune._core.rounds import RoundLog, close_round, is_retraining, open_round
+from skprune._core.schedules import (
+    PruningStep,
+    is_due,
+    non_finite_loss_message,
+    pending_step,
+    training_phase,
+)
 from skprune.modules import MLPModule
 
 
@@ -242,3 +251,80 @@ def test_a_round_stays_open_until_its_retraining_is_recorded_once():
 
 def test_closing_without_a_round_evaluates_nothing():
     close_round([], lambda: pytest.fail("evaluated without a round"))
+
+
+def _open(history, number):
+    return open_round(
+        history,
+        number=number,
+        epoch=float(number),
+        target_ratio=0.5,
+        sparsity=0.5,
+        evaluated_on="training",
+        before=(0.3, 0.9),
+        after=(0.8, 0.6),
+    )
+
+
+def test_round_log_hands_out_closed_rows_up_to_the_first_still_retraining():
+    log = RoundLog(n_rounds=3)
+    first = _open(log.rows, 1)
+    assert log.closed_since(0) == []
+    close_round(log.rows, lambda: (0.4, 0.85))
+    second = _open(log.rows, 2)
+    assert log.closed_since(0) == [first]
+    close_round(log.rows, lambda: (0.5, 0.8))
+    _open(log.rows, 3)
+    assert log.closed_since(0) == [first, second]
+    assert log.closed_since(1) == [second]
+    assert log.closed_since(2) == []
+
+
+def test_round_log_reads_the_list_it_is_given_not_a_copy():
+    rows = []
+    log = RoundLog(rows)
+    row = _open(rows, 1)
+    close_round(rows, lambda: (0.1, 1.0))
+    assert log.closed_since(0) == [row] and log.rows is rows
+
+
+STEPS = [PruningStep(2.0, 0.3), PruningStep(2.5, 0.5), PruningStep(4.0, 0.6)]
+
+
+def test_the_cursor_names_the_next_step_and_none_after_the_last():
+    assert [pending_step(STEPS, k) for k in range(4)] == [*STEPS, None]
+    assert pending_step([], 0) is None
+
+
+def test_a_step_is_due_from_its_epoch_on_and_not_a_batch_before():
+    assert not is_due(STEPS, 0, 1.99)
+    assert is_due(STEPS, 0, 2.0) and is_due(STEPS, 0, 3.0)
+    # Mid-epoch: half an epoch as a sum of eight batch fractions is not short.
+    assert is_due(STEPS, 1, 2.0 + sum([1 / 16] * 8))
+    assert not is_due(STEPS, 1, 2.0 + sum([1 / 16] * 7))
+    assert not is_due(STEPS, 3, 100.0)
+
+
+def test_the_phase_names_dense_training_then_the_step_retrained_after():
+    assert training_phase(0, 3) == "dense training"
+    assert training_phase(2, 3) == "retraining after pruning step 2 of 3"
+
+
+def test_the_non_finite_loss_message_names_value_epoch_phase_and_fixes():
+    message = non_finite_loss_message(float("nan"), 5, training_phase(1, 2))
+    assert "(nan) at epoch 5, during retraining after pruning step 1 of 2" in message
+    assert "criterion=torch.nn.CrossEntropyLoss" in message and "(lr)" in message
+
+
+def test_count_and_sparsity_are_of_the_prunable_weights_only():
+    module = mlp()
+    granularity = weight_granularity(module)
+    params = dict(module.named_parameters())
+    (first,) = granularity.prunable
+    n = params[first].numel()
+    assert count_kept(params, granularity) == (n, n)
+    with torch.no_grad():
+        params[first][:2] = 0  # two rows of 8 of the (12, 8) first layer
+        params["layers.1.weight"].zero_()  # the output layer is not prunable
+    assert count_kept(params, granularity) == (n, n - 16)
+    assert sparsity(params, granularity) == pytest.approx(16 / n, rel=1e-12)

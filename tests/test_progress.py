@@ -1,5 +1,6 @@
 """verbose=1: one progress line per pruning round, read from the Pruning history."""
 
+import pickle
 import re
 import time
 
@@ -9,6 +10,7 @@ from conftest import small_net
 from skorch import NeuralNetClassifier
 
 from skprune import PrunedClassifier
+from skprune._core.rounds import RoundLog, close_round, open_round
 from skprune.callbacks import Pruning
 from skprune.progress import PruningProgress, format_round
 
@@ -122,3 +124,44 @@ def test_progress_callback_on_a_plain_skorch_net_with_prefix_and_sink(text_data)
     net.fit(X, y)
     (line,) = lines
     assert line.startswith("run A  round 1/1  ratio 0.500  sparsity 0.500  ")
+
+
+def test_the_estimator_hands_the_printer_its_pruning_callbacks_round_log(
+    text_data, capsys
+):
+    X, y = text_data
+    clf = fit(X, y, prune_ratio=0.5, verbose=1)
+    callbacks = dict(clf.estimator_.callbacks_)
+    progress, pruning = callbacks["pruning_progress"], callbacks["pruning"]
+    assert progress.log_ is pruning.round_log
+    assert progress.log_.rows is pruning.history_
+    assert len(capsys.readouterr().out.splitlines()) == 1
+    # A pickled estimator keeps the link: one log, not two copies.
+    callbacks = dict(pickle.loads(pickle.dumps(clf)).estimator_.callbacks_)
+    assert callbacks["pruning_progress"].log_ is callbacks["pruning"].round_log
+
+
+def test_a_printer_handed_a_log_prints_its_rows_without_a_pruning_callback():
+    # A net with no Pruning callback at all: only the handed log is read.
+    log = RoundLog(n_rounds=2)
+    lines = []
+    progress = PruningProgress(sink=lines.append).follow(log).initialize()
+    net = NeuralNetClassifier(torch.nn.Linear(2, 2), callbacks=[])
+    progress.on_train_begin(net)
+    open_round(
+        log.rows,
+        number=1,
+        epoch=1.0,
+        target_ratio=0.25,
+        sparsity=0.25,
+        evaluated_on="training",
+        before=(1.0, 0.5),
+        after=(2.0, 0.25),
+    )
+    progress.on_epoch_end(net)
+    assert lines == []  # still retraining
+    close_round(log.rows, lambda: (0.5, 0.75))
+    progress.on_epoch_end(net)
+    progress.on_train_end(net)
+    (line,) = lines
+    assert line.startswith("round 1/2  ratio 0.250  sparsity 0.250  loss 1 -> 2 -> 0.5")

@@ -9,7 +9,9 @@
   dense gradients zeroed after it, the optimizer's state zeroed at a step;
 - :class:`GradientSums`: the absolute gradients that ``importance="taylor"``
   averages;
-- :func:`take_snapshot` and :func:`rewind_`: the values that rewinding restores.
+- :func:`take_snapshot` and :func:`rewind_`: the values that rewinding restores;
+- :func:`count_kept` and :func:`sparsity`: how much of the prunable weights is
+  left.
 
 :class:`skprune.callbacks.Pruning` is the skorch layer that calls these at its
 hooks; each can be used and tested on a plain ``torch.nn.Module``.
@@ -37,9 +39,11 @@ __all__ = [
     "GradientSums",
     "MaskSet",
     "choose_masks",
+    "count_kept",
     "floor_of",
     "prepare_granularity",
     "rewind_",
+    "sparsity",
     "take_snapshot",
 ]
 
@@ -272,3 +276,19 @@ def rewind_(
         params[name].copy_(value)
     if optimizer is not None:
         optimizer.state.clear()
+
+
+def count_kept(
+    params: Mapping[str, torch.Tensor], granularity: Granularity
+) -> tuple[int, int]:
+    """The granularity's prunable weights in the original network, and how many
+    of them are non-zero in ``params``; weights removed by shrinking count as
+    zero."""
+    nonzero = sum(int(torch.count_nonzero(params[n])) for n in granularity.prunable)
+    return granularity.n_weights, nonzero
+
+
+def sparsity(params: Mapping[str, torch.Tensor], granularity: Granularity) -> float:
+    """Fraction of the granularity's prunable weights that are zero or removed."""
+    total, nonzero = count_kept(params, granularity)
+    return 1.0 - nonzero / total if total else 0.0

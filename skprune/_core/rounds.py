@@ -4,13 +4,14 @@ when its retraining ends.
 A row holds the round, its epoch and target ratio, the sparsity reached, where
 it was evaluated, and the loss and score before pruning, right after it and
 after retraining. :class:`skprune.callbacks.Pruning` writes the rows
-(``history_``); :class:`skprune.progress.PruningProgress` prints each once it is
+(``history_``) through its :class:`RoundLog`; the estimators hand that log to
+:class:`skprune.progress.PruningProgress`, which prints each row once it is
 closed.
 """
 
 from __future__ import annotations
 
-__all__ = ["close_round", "is_retraining", "open_round"]
+__all__ = ["RoundLog", "close_round", "is_retraining", "open_round"]
 
 
 def open_round(
@@ -54,3 +55,30 @@ def close_round(history: list, evaluate) -> None:
 def is_retraining(row: dict) -> bool:
     """Whether the round of ``row`` has no scores after retraining yet."""
     return row.get("loss_retrained") is None and row.get("score_retrained") is None
+
+
+class RoundLog:
+    """The rows of one pruning run, for whoever reads them as they are written.
+
+    Parameters
+    ----------
+    rows : list of dict or None, default=None
+        The rows, written with :func:`open_round` and :func:`close_round`; None
+        is a new empty list.
+    n_rounds : int, default=0
+        The rounds the run's schedule has.
+    """
+
+    def __init__(self, rows: list | None = None, n_rounds: int = 0) -> None:
+        self.rows = [] if rows is None else rows
+        self.n_rounds = n_rounds
+
+    def closed_since(self, start: int) -> list[dict]:
+        """The rows from index ``start`` on whose retraining is over, in order,
+        up to the first still retraining."""
+        closed = []
+        for row in self.rows[start:]:
+            if is_retraining(row):
+                break
+            closed.append(row)
+        return closed

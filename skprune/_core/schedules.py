@@ -23,7 +23,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["SCHEDULES", "PruningStep", "make_schedule", "total_epochs"]
+__all__ = [
+    "SCHEDULES",
+    "PruningStep",
+    "is_due",
+    "make_schedule",
+    "non_finite_loss_message",
+    "pending_step",
+    "total_epochs",
+    "training_phase",
+]
 
 SCHEDULES = ("oneshot", "iterative", "gradual")
 
@@ -43,6 +52,39 @@ class PruningStep:
 
     epoch: float
     ratio: float
+
+
+# The schedule's cursor: ``taken`` steps of ``steps`` are done. -----------------
+
+
+def pending_step(steps: list[PruningStep], taken: int) -> PruningStep | None:
+    """The next step to take once ``taken`` steps are done; None after the last."""
+    return steps[taken] if taken < len(steps) else None
+
+
+def is_due(steps: list[PruningStep], taken: int, progress: float) -> bool:
+    """Whether the next step is due after ``progress`` epochs of training."""
+    step = pending_step(steps, taken)
+    # A fractional epoch (taken mid-epoch) is a sum of batch fractions.
+    return step is not None and step.epoch <= progress + 1e-9
+
+
+def training_phase(taken: int, n_steps: int) -> str:
+    """The phase of training once ``taken`` of ``n_steps`` steps are done."""
+    if taken == 0:
+        return "dense training"
+    return f"retraining after pruning step {taken} of {n_steps}"
+
+
+def non_finite_loss_message(value: float, epoch: int, phase: str) -> str:
+    """Why training stops at a non-finite loss, and the likely fixes."""
+    return (
+        f"The training loss is not finite ({value}) at epoch {epoch}, during "
+        f"{phase}. A module that returns logits (such as skprune.MLPModule) "
+        "trained with NLLLoss, skorch's default criterion, needs "
+        "criterion=torch.nn.CrossEntropyLoss; otherwise try a lower learning "
+        "rate (lr)."
+    )
 
 
 def total_epochs(

@@ -32,12 +32,22 @@ from .._core.maskset import (
     GradientSums,
     MaskSet,
     choose_masks,
+    count_kept,
     prepare_granularity,
     rewind_,
+    sparsity,
     take_snapshot,
 )
-from .._core.rounds import close_round, open_round
-from .._core.schedules import PruningStep, make_schedule, total_epochs
+from .._core.rounds import RoundLog, close_round, open_round
+from .._core.schedules import (
+    PruningStep,
+    is_due,
+    make_schedule,
+    non_finite_loss_message,
+    pending_step,
+    total_epochs,
+    training_phase,
+)
 from .._nn.modules import MLPModule
 from .._params import PRUNING_PARAMETER_CONSTRAINTS, default_retrain_epochs
 from ..compress._shrink import shrink_mlp_, structure_to_keep
@@ -182,6 +192,16 @@ class Pruning(Callback):
         return BaseEstimator._get_param_names.__func__(cls)
 
     @property
+    def round_log(self) -> RoundLog:
+        """The log of :attr:`history_`, the same object across fits: what
+        :class:`~skprune.progress.PruningProgress` is handed to read."""
+        log = self.__dict__.setdefault("_round_log", RoundLog())
+        # A restored callback gets its history_ and steps_ set directly.
+        if "history_" in self.__dict__:
+            log.rows, log.n_rounds = self.history_, len(self.steps_)
+        return log
+
+    @property
     def total_epochs(self) -> int:
         """Epochs the net must train for the whole schedule to run."""
         return total_epochs(
@@ -196,7 +216,7 @@ class Pruning(Callback):
         self.steps_ = self._make_steps()
         self.masks_ = {}
         self.shrunk_ = False
-        self.history_ = []
+        self.history_ = self.round_log.rows = []
         self.epochs_done_ = 0
         self._next_step = 0
         self._snapshot = None
@@ -243,7 +263,13 @@ class Pruning(Callback):
         if not training:
             return
         if loss is not None and not bool(torch.isfinite(torch.as_tensor(loss)).all()):
-            raise ValueError(self._non_finite_message(loss))
+            raise ValueError(
+                non_finite_loss_message(
+                    float(torch.as_tensor(loss).detach().sum()),
+                    self.epochs_done_ + 1,
+                    training_phase(self._next_step, len(self.steps_)),
+                )
+            )
         # Row-sparse gradients were masked before the step (on_grad_computed).
         self._active.zero_pruned()
         self._batches_in_epoch += 1
@@ -280,10 +306,7 @@ class Pruning(Callback):
 
     def _prune_due(self, net, epoch_fraction: float = 0.0):
         """Take every step due after ``epochs_done_ + epoch_fraction`` epochs."""
-        progress = self.epochs_done_ + epoch_fraction
-        while (step := self._pending_step()) is not None and (
-            step.epoch <= progress + 1e-9
-        ):
+        while is_due(self.steps_, self._next_step, self.epochs_done_ + epoch_fraction):
             self._prune(net)
 
     def _prune(self, net):
@@ -370,21 +393,6 @@ class Pruning(Callback):
         self.prunable_ = self.granularity_.prunable
         self.initial_sparsity_ = self.sparsity(module)
 
-    def _non_finite_message(self, loss) -> str:
-        phase = "dense training"
-        if self._next_step:
-            phase = (
-                f"retraining after pruning step {self._next_step} of {len(self.steps_)}"
-            )
-        value = float(torch.as_tensor(loss).detach().sum())
-        return (
-            f"The training loss is not finite ({value}) at epoch "
-            f"{self.epochs_done_ + 1}, during {phase}. A module that returns "
-            "logits (such as skprune.MLPModule) trained with NLLLoss, skorch's "
-            "default criterion, needs criterion=torch.nn.CrossEntropyLoss; "
-            "otherwise try a lower learning rate (lr)."
-        )
-
     # helpers --------------------------------------------------------------------
 
     def count_parameters(self, module: torch.nn.Module) -> tuple[int, int]:
@@ -392,14 +400,11 @@ class Pruning(Callback):
 
         Weights physically removed by shrinking count as zero.
         """
-        params = dict(module.named_parameters())
-        nonzero = sum(int(torch.count_nonzero(params[n])) for n in self.prunable_)
-        return self.granularity_.n_weights, nonzero
+        return count_kept(dict(module.named_parameters()), self.granularity_)
 
     def sparsity(self, module: torch.nn.Module) -> float:
         """Fraction of the prunable weights that are zero (or removed)."""
-        total, nonzero = self.count_parameters(module)
-        return 1.0 - nonzero / total if total else 0.0
+        return sparsity(dict(module.named_parameters()), self.granularity_)
 
     def _retrain_epochs(self) -> int:
         if self.retrain_epochs is None:
@@ -407,9 +412,7 @@ class Pruning(Callback):
         return self.retrain_epochs
 
     def _pending_step(self) -> PruningStep | None:
-        if self._next_step < len(self.steps_):
-            return self.steps_[self._next_step]
-        return None
+        return pending_step(self.steps_, self._next_step)
 
     def _shrink(self, net):
         """Cut removed units and features out of the module; retrain the rest."""

@@ -1,10 +1,11 @@
 """Progress lines while a pruned network trains: one line per pruning round.
 
-:class:`PruningProgress` is a skorch callback that reads the rows the
-:class:`~skprune.callbacks.Pruning` callback appends to its ``history_`` and
-prints each one once its retraining is over. ``PrunedClassifier(verbose=1)`` and
-``PrunedClassifierCV(verbose=1)`` add it; skorch's own epoch table stays under the
-wrapped net's ``verbose``.
+:class:`PruningProgress` is a skorch callback that reads the round
+log that the :class:`~skprune.callbacks.Pruning` callback writes (its
+``round_log``, the rows of ``history_``) and prints each row once its retraining
+is over. ``PrunedClassifier(verbose=1)`` and ``PrunedClassifierCV(verbose=1)``
+add it, handed that log; skorch's own epoch table stays under the wrapped net's
+``verbose``.
 """
 
 from __future__ import annotations
@@ -13,14 +14,15 @@ import time
 
 from skorch.callbacks import Callback
 
-from .._core.rounds import is_retraining
+from .._core.rounds import RoundLog
 from ._pruning import Pruning
 
 __all__ = ["PruningProgress", "format_round"]
 
 
 class PruningProgress(Callback):
-    """Print one line per pruning round of the net's ``Pruning`` callback.
+    """Print one line per pruning round of a :class:`~skprune.callbacks.Pruning`
+    callback's round log.
 
     A line reads::
 
@@ -32,6 +34,9 @@ class PruningProgress(Callback):
     seconds since the previous line (the first line includes dense training). A
     row with a ``"heldout_score"`` (:class:`~skprune.PrunedClassifierCV` adds it)
     also shows that score.
+
+    The estimators hand it the log with :meth:`follow`; on a plain skorch net it
+    follows the log of the net's ``Pruning`` callback from ``on_train_begin``.
 
     Parameters
     ----------
@@ -45,33 +50,37 @@ class PruningProgress(Callback):
         self.prefix = prefix
         self.sink = sink
 
+    def follow(self, log: RoundLog) -> PruningProgress:
+        """Print the rows of ``log`` (a ``Pruning`` callback's ``round_log``)."""
+        self.log_ = log
+        return self
+
     def initialize(self):
         self.printed_ = 0
         self.last_time_ = None
         return self
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
+        if getattr(self, "log_", None) is None:
+            self.log_ = _round_log_of(net)
         if self.last_time_ is None:
             self.last_time_ = time.perf_counter()
 
     def on_epoch_end(self, net, **kwargs):
-        self._print_finished(net)
+        self._print_finished()
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
-        self._print_finished(net)
+        self._print_finished()
 
-    def _print_finished(self, net):
-        pruning = _find_pruning(net)
-        if pruning is None:
+    def _print_finished(self):
+        log = getattr(self, "log_", None)
+        if log is None:
             return
-        history = pruning.history_
-        n_rounds = len(pruning.steps_)
-        while self.printed_ < len(history):
-            row = history[self.printed_]
-            if is_retraining(row):
-                return
+        for row in log.closed_since(self.printed_):
             now = time.perf_counter()
-            self.sink(self.prefix + format_round(row, n_rounds, now - self.last_time_))
+            self.sink(
+                self.prefix + format_round(row, log.n_rounds, now - self.last_time_)
+            )
             self.last_time_ = now
             self.printed_ += 1
 
@@ -96,8 +105,10 @@ def _chain(row, kind, spec):
     return " -> ".join("n/a" if v is None else format(v, spec) for v in values)
 
 
-def _find_pruning(net):
+def _round_log_of(net) -> RoundLog | None:
+    """The round log of a plain net's ``Pruning`` callback, for a printer that
+    was not handed one."""
     for _, callback in getattr(net, "callbacks_", []):
         if isinstance(callback, Pruning):
-            return callback
+            return callback.round_log
     return None
