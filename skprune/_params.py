@@ -25,6 +25,7 @@ __all__ = [
     "PRUNING_PARAMETERS",
     "PRUNING_PARAMETER_CONSTRAINTS",
     "SCOPES",
+    "check_rewind_epoch",
     "PruningParameter",
     "default_path_retrain_epochs",
     "default_retrain_epochs",
@@ -187,6 +188,16 @@ def pruning_params(owner, exclude=()) -> dict:
         for parameter in PRUNING_PARAMETERS
         if parameter.name not in exclude
     }
+
+
+def check_rewind_epoch(rewind_epoch: int, train_epochs: int) -> None:
+    """Refuse a ``rewind_epoch`` past the dense training, whose weights would
+    not exist when the first pruning step rewinds to them."""
+    if rewind_epoch > train_epochs:
+        raise ValueError(
+            f"rewind_epoch must be in [0, train_epochs={train_epochs}], "
+            f"got {rewind_epoch!r}."
+        )
 
 
 def default_retrain_epochs(train_epochs: int) -> int:

@@ -15,6 +15,7 @@ from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 
 from skprune import MLPModule, PrunedClassifier
+from skprune._params import check_rewind_epoch
 from skprune.callbacks import Pruning, default_retrain_epochs
 from skprune.schedules import PruningStep
 
@@ -529,6 +530,13 @@ def test_the_callbacks_own_parameters_are_checked_once_at_initialize():
         ValueError, match=r"rewind_epoch must be in \[0, train_epochs=3\]"
     ):
         Pruning(train_epochs=3, rewind=True, rewind_epoch=4).initialize()
+
+
+def test_rewind_epoch_may_be_the_end_of_dense_training_but_not_past_it():
+    check_rewind_epoch(0, 3)
+    check_rewind_epoch(3, 3)
+    with pytest.raises(ValueError, match=r"train_epochs=3\], got 4\."):
+        check_rewind_epoch(4, 3)
 
 
 def test_retrain_epochs_none_means_two_thirds_of_dense_training():

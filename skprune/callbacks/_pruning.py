@@ -49,7 +49,11 @@ from .._core.schedules import (
     training_phase,
 )
 from .._nn.modules import MLPModule
-from .._params import PRUNING_PARAMETER_CONSTRAINTS, default_retrain_epochs
+from .._params import (
+    PRUNING_PARAMETER_CONSTRAINTS,
+    check_rewind_epoch,
+    default_retrain_epochs,
+)
 from ..compress._shrink import shrink_mlp_, structure_to_keep
 
 __all__ = ["Pruning", "default_retrain_epochs"]
@@ -371,11 +375,7 @@ class Pruning(Callback):
             self.get_params(deep=False),
             caller_name=type(self).__name__,
         )
-        if self.rewind_epoch > self.train_epochs:
-            raise ValueError(
-                f"rewind_epoch must be in [0, train_epochs={self.train_epochs}], "
-                f"got {self.rewind_epoch!r}."
-            )
+        check_rewind_epoch(self.rewind_epoch, self.train_epochs)
 
     def _prepare(self, module: torch.nn.Module):
         """Find what to prune in ``module``; fail before training if impossible."""
