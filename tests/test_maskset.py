@@ -15,6 +15,7 @@ from skprune._core.maskset import (
     floor_of,
     prepare_granularity,
     rewind_,
+    set_learning_rates,
     sparsity,
     take_snapshot,
 )
@@ -328,3 +329,12 @@ def test_count_and_sparsity_are_of_the_prunable_weights_only():
         params["layers.1.weight"].zero_()  # the output layer is not prunable
     assert count_kept(params, granularity) == (n, n - 16)
     assert sparsity(params, granularity) == pytest.approx(16 / n, rel=1e-12)
+
+
+def test_learning_rates_are_set_per_group_and_a_count_mismatch_is_refused():
+    a, b = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))
+    optimizer = torch.optim.SGD([{"params": [a], "lr": 9.0}, {"params": [b]}], lr=7.0)
+    set_learning_rates(optimizer, [0.5, 0.25], factor=0.5)
+    assert [g["lr"] for g in optimizer.param_groups] == [0.25, 0.125]
+    with pytest.raises(ValueError):
+        set_learning_rates(optimizer, [0.5])

@@ -10,6 +10,7 @@
 - :class:`GradientSums`: the absolute gradients that ``importance="taylor"``
   averages;
 - :func:`take_snapshot` and :func:`rewind_`: the values that rewinding restores;
+- :func:`set_learning_rates`: the retraining's learning rates;
 - :func:`count_kept` and :func:`sparsity`: how much of the prunable weights is
   left.
 
@@ -43,6 +44,7 @@ __all__ = [
     "floor_of",
     "prepare_granularity",
     "rewind_",
+    "set_learning_rates",
     "sparsity",
     "take_snapshot",
 ]
@@ -292,3 +294,12 @@ def sparsity(params: Mapping[str, torch.Tensor], granularity: Granularity) -> fl
     """Fraction of the granularity's prunable weights that are zero or removed."""
     total, nonzero = count_kept(params, granularity)
     return 1.0 - nonzero / total if total else 0.0
+
+
+def set_learning_rates(
+    optimizer: torch.optim.Optimizer, lrs: list[float], factor: float = 1.0
+) -> None:
+    """Set each parameter group's learning rate to its entry of ``lrs`` times
+    ``factor``; one entry per group."""
+    for group, lr in zip(optimizer.param_groups, lrs, strict=True):
+        group["lr"] = lr * factor

@@ -35,6 +35,7 @@ from .._core.maskset import (
     count_kept,
     prepare_granularity,
     rewind_,
+    set_learning_rates,
     sparsity,
     take_snapshot,
 )
@@ -334,10 +335,9 @@ class Pruning(Callback):
         if last and self.granularity_.shrinks and isinstance(module, MLPModule):
             self._shrink(net)
         if self._next_step == 0:
-            for group, lr in zip(
-                net.optimizer_.param_groups, self._initial_lrs, strict=True
-            ):
-                group["lr"] = lr * self.retrain_lr_factor
+            set_learning_rates(
+                net.optimizer_, self._initial_lrs, self.retrain_lr_factor
+            )
         self._grad_sums, self._grad_batches = {}, 0
         self._next_step += 1
 
@@ -420,8 +420,7 @@ class Pruning(Callback):
         shrink_mlp_(module, *structure_to_keep(module))
         lrs = [group["lr"] for group in net.optimizer_.param_groups]
         net.initialize_optimizer()
-        for group, lr in zip(net.optimizer_.param_groups, lrs, strict=True):
-            group["lr"] = lr
+        set_learning_rates(net.optimizer_, lrs)
         self.shrunk_ = True
         self._active = MaskSet({}, {})
         self._snapshot = None
