@@ -545,3 +545,18 @@ def test_retrain_epochs_none_means_two_thirds_of_dense_training():
     pruning.set_params(n_rounds=2)
     assert pruning.total_epochs == 9 + 2 * 6
     assert pruning.initialize().steps_[1].epoch == 15.0
+
+
+def test_the_round_log_is_one_object_that_follows_each_runs_history():
+    pruning = Pruning(schedule="iterative", n_rounds=3)
+    log = pruning.round_log
+    pruning.initialize()
+    first = pruning.history_
+    assert pruning.round_log is log and log.rows is first and log.n_rounds == 3
+    pruning.initialize()  # a new run: a new list, the old one left as it was
+    assert log.rows is pruning.history_ and log.rows is not first
+    # A restored callback has its history set directly (skprune.persistence).
+    restored = [{"round": 1, "loss_retrained": 0.5, "score_retrained": 0.9}]
+    vars(pruning).update(history_=restored)
+    assert pruning.round_log.rows is restored
+    assert log.closed_since(0) == restored

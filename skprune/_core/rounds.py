@@ -73,6 +73,10 @@ class RoundLog:
         self.rows = [] if rows is None else rows
         self.n_rounds = n_rounds
 
+    def start(self, rows: list, n_rounds: int) -> None:
+        """Read ``rows``, a run of ``n_rounds`` rounds, from now on."""
+        self.rows, self.n_rounds = rows, n_rounds
+
     def closed_since(self, start: int) -> list[dict]:
         """The rows from index ``start`` on whose retraining is over, in order,
         up to the first still retraining."""

@@ -203,7 +203,7 @@ class Pruning(Callback):
         log = self.__dict__.setdefault("_round_log", RoundLog())
         # A restored callback gets its history_ and steps_ set directly.
         if "history_" in self.__dict__:
-            log.rows, log.n_rounds = self.history_, len(self.steps_)
+            log.start(self.history_, len(self.steps_))
         return log
 
     @property
@@ -221,7 +221,8 @@ class Pruning(Callback):
         self.steps_ = self._make_steps()
         self.masks_ = {}
         self.shrunk_ = False
-        self.history_ = self.round_log.rows = []
+        self.history_ = []
+        self.round_log.start(self.history_, len(self.steps_))
         self.epochs_done_ = 0
         self._next_step = 0
         self._snapshot = None
@@ -240,8 +241,7 @@ class Pruning(Callback):
         self._activate(dict(module.named_parameters()))
         if self._initial_lrs is None:
             self._initial_lrs = [g["lr"] for g in net.optimizer_.param_groups]
-        if self.rewind and self._snapshot is None and self.rewind_epoch == 0:
-            self._snapshot = take_snapshot(module)
+        self._snapshot_at(0, module)
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         self._eval_dataset = dataset_train if dataset_valid is None else dataset_valid
@@ -257,9 +257,8 @@ class Pruning(Callback):
         if not training:
             return
         self._active.mask_sparse_gradients()
-        if self._pending_step() is not None and importance_lib.needs_gradients(
-            self.importance
-        ):
+        pending = pending_step(self.steps_, self._next_step) is not None
+        if pending and importance_lib.needs_gradients(self.importance):
             sums = GradientSums(self._grad_sums, self._grad_batches)
             sums.add(named_parameters, self.granularity_.scored)
             self._grad_batches = sums.batches
@@ -286,12 +285,7 @@ class Pruning(Callback):
         self.epochs_done_ += 1
         if self.masks_ and not self.shrunk_:  # for optimizers that move zeros
             apply_masks(dict(net.module_.named_parameters()), self.masks_)
-        if (
-            self.rewind
-            and self._snapshot is None
-            and (self.epochs_done_ == self.rewind_epoch)
-        ):
-            self._snapshot = take_snapshot(net.module_)
+        self._snapshot_at(self.epochs_done_, net.module_)
         self._prune_due(net)
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
@@ -411,8 +405,10 @@ class Pruning(Callback):
             return default_retrain_epochs(self.train_epochs)
         return self.retrain_epochs
 
-    def _pending_step(self) -> PruningStep | None:
-        return pending_step(self.steps_, self._next_step)
+    def _snapshot_at(self, epoch: int, module: torch.nn.Module) -> None:
+        """Keep the weights that rewinding restores, once, at ``rewind_epoch``."""
+        if self.rewind and self._snapshot is None and epoch == self.rewind_epoch:
+            self._snapshot = take_snapshot(module)
 
     def _shrink(self, net):
         """Cut removed units and features out of the module; retrain the rest."""
