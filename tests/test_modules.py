@@ -286,7 +286,8 @@ with warnings.catch_warnings(record=True) as caught:
     )
     regressor_net = default_regressor_net().set_params(max_epochs=1)
     PrunedRegressor(regressor_net, retrain_epochs=1, random_state=0).fit(X, X[:, 0])
-print(json.dumps([str(w.message) for w in caught if w.category is UserWarning]))
+user_warnings = [w for w in caught if issubclass(w.category, UserWarning)]
+print(json.dumps([str(w.message) for w in user_warnings]))
 """
 
 
