@@ -429,3 +429,23 @@ def test_module_without_prunable_layer_is_refused_before_training(text_data):
     )
     with pytest.raises(ValueError, match="no prunable layer"):
         PrunedClassifier(net).fit(X, y)
+
+
+@pytest.mark.parametrize("make", [PrunedClassifier, skprune.PrunedRegressor])
+def test_repr_and_get_params_hide_skorch_internals_and_clone_keeps_set_params(make):
+    net = (
+        skprune.default_classifier_net()
+        if make is PrunedClassifier
+        else skprune.default_regressor_net()
+    ).set_params(max_epochs=3, module__dropout=0.2)
+    model = make(net, prune_ratio=0.3)
+    assert "_params_to_validate" not in repr(model)
+    assert "module__dropout=0.2" in repr(model)
+    assert not [name for name in model.get_params() if "_params_to_validate" in name]
+    assert model.get_params()["estimator__module__dropout"] == 0.2
+    cloned = clone(model).estimator
+    assert (cloned.max_epochs, cloned.module__dropout) == (3, 0.2)
+    assert cloned._params_to_validate == net._params_to_validate
+    assert "_params_to_validate" in vars(net)  # the caller's net is untouched
+    model.set_params(estimator__module__dropout=0.4)
+    assert net.module__dropout == 0.4 and "module__dropout=0.4" in repr(model)
