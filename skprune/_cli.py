@@ -135,6 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(read with sklearn.datasets.load_svmlight_file)",
     )
     parser.add_argument(
+        "--zero-based",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="whether the --data file's feature indices start at 0 (default: auto, "
+        "as scikit-learn: one-based unless some row has index 0)",
+    )
+    parser.add_argument(
         "--ratios",
         type=parse_ratios,
         default=DEFAULT_RATIOS,
@@ -203,12 +210,16 @@ def build_parser() -> argparse.ArgumentParser:
 # data ---------------------------------------------------------------------------
 
 
-def load_data(path: str) -> tuple:
+def load_data(path: str, *, zero_based: bool | str = "auto") -> tuple:
     """Read an svmlight / libsvm classification file.
 
     Parameters
     ----------
     path : str
+    zero_based : bool or "auto", default="auto"
+        Whether the file's feature indices start at 0, as
+        :func:`sklearn.datasets.load_svmlight_file` takes it ("auto": one-based
+        unless some row has index 0).
 
     Returns
     -------
@@ -223,7 +234,7 @@ def load_data(path: str) -> tuple:
         not class labels.
     """
     try:
-        X, y = load_svmlight_file(path, dtype=np.float32)
+        X, y = load_svmlight_file(path, dtype=np.float32, zero_based=zero_based)
     except FileNotFoundError:
         raise DataError(f"data file not found: {path}") from None
     except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
@@ -541,9 +552,16 @@ def _data_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser):
         if args.n_samples is not None or args.n_features is not None:
             parser.error("--n-samples and --n-features apply to the built-in data")
         try:
-            X, y = load_data(args.data)
+            X, y = load_data(args.data, zero_based=args.zero_based != "no")
         except DataError as exc:
             parser.error(str(exc))
+        if args.zero_based == "auto" and X.shape[1] > 1 and X[:, 0].nnz == 0:
+            # scikit-learn's "auto", said aloud: a file without index 0 is one-based
+            note = (
+                f"{args.data} (no feature has index 0, so indices are read as "
+                "one-based; pass --zero-based yes if they start at 0)"
+            )
+            return X[:, 1:], y, note
         return X, y, args.data
     n_samples = DEFAULT_N_SAMPLES if args.n_samples is None else args.n_samples
     n_features = DEFAULT_N_FEATURES if args.n_features is None else args.n_features

@@ -238,3 +238,21 @@ def test_setup_prints_the_epochs_the_default_net_trains_on_small_data(
     y = np.repeat([0, 1], 150)  # folds of 200 rows: 4 batches, the 50-epoch cap
     _print_setup(argparse.Namespace(epochs=epochs, cv=3, random_state=0), "x", X, y)
     assert f"{printed} retraining epochs" in capsys.readouterr().out
+
+
+def test_a_zero_based_file_without_feature_zero_says_how_it_was_read(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X = rng.random((120, 50)) + 0.1
+    X[:, 0] = 0.0  # digits' first pixel is blank in every image
+    y = (X[:, 1] > 0.6).astype(int)
+    path = tmp_path / "digits_like.svm"
+    dump_svmlight_file(X, y, str(path))  # zero-based indices
+    assert main(["--data", str(path), *TINY, "--ratios", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "120 samples x 49 features" in out
+    assert "read as one-based; pass --zero-based yes" in out
+    assert (
+        main(["--data", str(path), "--zero-based", "yes", *TINY, "--ratios", "0"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "120 samples x 50 features" in out and "one-based" not in out
