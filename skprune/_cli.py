@@ -612,7 +612,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     search = None
     if args.path:
         search, path = evaluate_path(X, y, args.ratios, **options)
-        _print_path(search, grid=sum(row["seconds"] for row in rows), path=path)
+        seconds = sum(row["seconds"] for row in rows)
+        _print_path(search, grid=seconds, path=path, control=0.0 in args.ratios)
     if args.plot is not None:
         write_plot(args.plot, rows, search)
         print(f"sparsity curve written to {args.plot}")
@@ -661,8 +662,9 @@ def _print_setup(args, source: str, X, y) -> None:
     print(flush=True)
 
 
-def _print_path(search, *, grid: float, path: float) -> None:
-    """The search's table, its selection and the cost against one net per ratio."""
+def _print_path(search, *, grid: float, path: float, control: bool = False) -> None:
+    """The search's table, its selection and the cost against one net per ratio;
+    ``control``: the per-ratio table above has a ratio 0 row, scored otherwise."""
     print()
     print("PrunedClassifierCV: one pruning path per fold (same folds)")
     print(format_path_table(search.cv_results_))
@@ -675,3 +677,10 @@ def _print_path(search, *, grid: float, path: float) -> None:
         f"PrunedClassifierCV {path:.1f} s (folds and the refit on all data), "
         f"{grid / path:.1f}x less"
     )
+    if control:
+        print(
+            "ratio 0.00 differs from the table above: here it is each path's dense "
+            "network before pruning\n(dense epochs only, the seed of the folds' "
+            "paths); above, the unpruned control,\ntrained for as many epochs as "
+            "the pruned networks."
+        )

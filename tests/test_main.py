@@ -64,6 +64,9 @@ def test_builtin_data_one_row_per_ratio(capsys):
 
     rows = _table(out)
     assert [row["ratio"] for row in rows] == ["0.00", "0.90"]
+    assert (
+        "ratio 0.00 differs from the table above: here it is each path's dense" in out
+    )
     # 2,000 x 256 prunable weights in the first layer; the output layer is kept.
     assert _kept(rows[0]) == (2000 * 256, 2000 * 256)
     assert rows[0]["kept %"] == "100.0%"
@@ -88,6 +91,9 @@ def test_path_scores_the_same_folds_along_one_path_and_plots(tmp_path, capsys):
     path_out = out[out.index("PrunedClassifierCV: one pruning path") :]
     rows = _table(path_out.split("selected prune ratio")[0])
     assert [row["ratio"] for row in rows] == ["0.00", "0.90"]
+    assert (
+        "ratio 0.00 differs from the table above: here it is each path's dense" in out
+    )
     # A fold's path to its first ratio is a one-shot PrunedClassifier trained
     # with the seed PrunedClassifierCV gives its folds.
     seed = int(check_random_state(0).randint(2**31 - 1))
