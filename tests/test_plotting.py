@@ -162,7 +162,8 @@ def test_plot_pruning_report_needs_a_fitted_estimator():
 def test_plot_pruning_report_returns_a_display_whose_labels_fit_the_figure(text_data):
     X, y = text_data
     clf = PrunedClassifier(
-        small_net(max_epochs=1, module__hidden_layer_sizes=(16,)),
+        # 400 x 3 output weights: a count as wide as the old layout cut off
+        small_net(max_epochs=1, module__hidden_layer_sizes=(400,)),
         prune_ratio=0.8,
         retrain_epochs=1,
         random_state=0,
