@@ -44,6 +44,7 @@ from ._wiring import (
     _net_params,
     _train,
     _weighted_training,
+    trains_as_default_net,
 )
 from .callbacks._pruning import Pruning
 
@@ -122,6 +123,32 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
+    # skorch lists this bookkeeping of its __init__ among a net's parameters.
+    _SKORCH_INTERNAL = "_params_to_validate"
+
+    def get_params(self, deep: bool = True) -> dict:
+        """Parameters of this estimator, as scikit-learn's ``get_params``.
+
+        With ``deep=True`` the net's parameters come prefixed with
+        ``estimator__``, without skorch's internal ``_params_to_validate``.
+        """
+        params = super().get_params(deep=deep)
+        params.pop(f"estimator__{self._SKORCH_INTERNAL}", None)
+        return params
+
+    def __repr__(self, N_CHAR_MAX: int = 700) -> str:
+        # Shown through a view of the net without skorch's internal attribute;
+        # the net itself (and so clone, which passes that attribute) is untouched.
+        net = self.estimator
+        if net is None or self._SKORCH_INTERNAL not in vars(net):
+            return super().__repr__(N_CHAR_MAX)
+        net_view = object.__new__(type(net))
+        net_view.__dict__.update(vars(net))
+        del net_view.__dict__[self._SKORCH_INTERNAL]
+        shown = object.__new__(type(self))
+        shown.__dict__.update(vars(self), estimator=net_view)
+        return BaseEstimator.__repr__(shown, N_CHAR_MAX)
+
     # to be provided by subclasses ---------------------------------------------
 
     def _default_estimator(self):
@@ -154,7 +181,7 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
         X, y, sample_weight = self._validated_data(X, y, sample_weight)
         y = self._encode_targets(y)
         weights = self._sample_weights(y, sample_weight)
-        if self.estimator is None:  # enough optimizer steps on small data
+        if trains_as_default_net(net):  # enough optimizer steps on small data
             epochs = default_max_epochs(
                 X.shape[0], net.batch_size, min_epochs=net.max_epochs
             )

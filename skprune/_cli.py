@@ -34,9 +34,11 @@ from sklearn.datasets import load_svmlight_file
 from sklearn.model_selection import StratifiedKFold, cross_validate
 from sklearn.utils.multiclass import type_of_target
 
+from ._budget import default_max_epochs
 from ._classifier import PrunedClassifier, default_classifier_net
 from ._cv import PrunedClassifierCV
 from ._params import default_retrain_epochs
+from ._wiring import trains_as_default_net
 from .datasets import make_text_classification
 from .exceptions import DataError
 
@@ -133,6 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(read with sklearn.datasets.load_svmlight_file)",
     )
     parser.add_argument(
+        "--zero-based",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="whether the --data file's feature indices start at 0 (default: auto, "
+        "as scikit-learn: one-based unless some row has index 0)",
+    )
+    parser.add_argument(
         "--ratios",
         type=parse_ratios,
         default=DEFAULT_RATIOS,
@@ -163,8 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--epochs",
         type=_int_at_least(1),
         metavar="N",
-        help="dense training epochs (the network's max_epochs; default: that of "
-        "the default network, 6); retraining takes two thirds as many",
+        help="dense training epochs (the network's max_epochs; default: the "
+        "default network's 6, more on small data: at least 1,000 optimizer steps, "
+        "at most 50); retraining takes two thirds as many",
     )
     parser.add_argument(
         "--random-state",
@@ -200,12 +210,16 @@ def build_parser() -> argparse.ArgumentParser:
 # data ---------------------------------------------------------------------------
 
 
-def load_data(path: str) -> tuple:
+def load_data(path: str, *, zero_based: bool | str = "auto") -> tuple:
     """Read an svmlight / libsvm classification file.
 
     Parameters
     ----------
     path : str
+    zero_based : bool or "auto", default="auto"
+        Whether the file's feature indices start at 0, as
+        :func:`sklearn.datasets.load_svmlight_file` takes it ("auto": one-based
+        unless some row has index 0).
 
     Returns
     -------
@@ -220,7 +234,7 @@ def load_data(path: str) -> tuple:
         not class labels.
     """
     try:
-        X, y = load_svmlight_file(path, dtype=np.float32)
+        X, y = load_svmlight_file(path, dtype=np.float32, zero_based=zero_based)
     except FileNotFoundError:
         raise DataError(f"data file not found: {path}") from None
     except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
@@ -538,9 +552,16 @@ def _data_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser):
         if args.n_samples is not None or args.n_features is not None:
             parser.error("--n-samples and --n-features apply to the built-in data")
         try:
-            X, y = load_data(args.data)
+            X, y = load_data(args.data, zero_based=args.zero_based != "no")
         except DataError as exc:
             parser.error(str(exc))
+        if args.zero_based == "auto" and X.shape[1] > 1 and X[:, 0].nnz == 0:
+            # scikit-learn's "auto", said aloud: a file without index 0 is one-based
+            note = (
+                f"{args.data} (no feature has index 0, so indices are read as "
+                "one-based; pass --zero-based yes if they start at 0)"
+            )
+            return X[:, 1:], y, note
         return X, y, args.data
     n_samples = DEFAULT_N_SAMPLES if args.n_samples is None else args.n_samples
     n_features = DEFAULT_N_FEATURES if args.n_features is None else args.n_features
@@ -591,7 +612,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     search = None
     if args.path:
         search, path = evaluate_path(X, y, args.ratios, **options)
-        _print_path(search, grid=sum(row["seconds"] for row in rows), path=path)
+        seconds = sum(row["seconds"] for row in rows)
+        _print_path(search, grid=seconds, path=path, control=0.0 in args.ratios)
     if args.plot is not None:
         write_plot(args.plot, rows, search)
         print(f"sparsity curve written to {args.plot}")
@@ -623,6 +645,9 @@ def _print_setup(args, source: str, X, y) -> None:
     """The lines above the table: data, model and cross-validation."""
     net = make_classifier(0.0, epochs=args.epochs).estimator
     epochs = net.max_epochs
+    if trains_as_default_net(net):  # the small-data budget, on the smallest fold
+        n_train = len(y) - -(-len(y) // args.cv)
+        epochs = default_max_epochs(n_train, net.batch_size, min_epochs=epochs)
     retrain = default_retrain_epochs(epochs)
     print(describe_data(source, X, y))
     print(
@@ -637,8 +662,9 @@ def _print_setup(args, source: str, X, y) -> None:
     print(flush=True)
 
 
-def _print_path(search, *, grid: float, path: float) -> None:
-    """The search's table, its selection and the cost against one net per ratio."""
+def _print_path(search, *, grid: float, path: float, control: bool = False) -> None:
+    """The search's table, its selection and the cost against one net per ratio;
+    ``control``: the per-ratio table above has a ratio 0 row, scored otherwise."""
     print()
     print("PrunedClassifierCV: one pruning path per fold (same folds)")
     print(format_path_table(search.cv_results_))
@@ -651,3 +677,10 @@ def _print_path(search, *, grid: float, path: float) -> None:
         f"PrunedClassifierCV {path:.1f} s (folds and the refit on all data), "
         f"{grid / path:.1f}x less"
     )
+    if control:
+        print(
+            "ratio 0.00 differs from the table above: here it is each path's dense "
+            "network before pruning\n(dense epochs only, the seed of the folds' "
+            "paths); above, the unpruned control,\ntrained for as many epochs as "
+            "the pruned networks."
+        )

@@ -3,8 +3,8 @@
 - :class:`SparsityCurveDisplay`: held-out score against the fraction of weights
   kept, from :class:`~skprune.PrunedClassifierCV` or a grid search over the prune
   ratio, with the unpruned control as a reference line.
-- :func:`plot_pruning_report`: the fraction of weights kept in each layer of a
-  fitted pruned estimator.
+- :class:`PruningReportDisplay` (and :func:`plot_pruning_report`): the fraction
+  of weights kept in each layer of a fitted pruned estimator.
 
 They follow scikit-learn's Display conventions: ``from_estimator`` and
 ``from_cv_results`` compute and plot, ``plot`` draws on an ``ax``, and what was
@@ -21,7 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._compat import check_matplotlib_support
 
-__all__ = ["SparsityCurveDisplay", "plot_pruning_report"]
+__all__ = ["PruningReportDisplay", "SparsityCurveDisplay", "plot_pruning_report"]
 
 _RATIO_KEY = re.compile(r"^param_(?:.+__)?prune_ratio$")
 
@@ -315,7 +315,126 @@ def _score_name(scoring) -> str:
     return getattr(scoring, "__name__", "Score")
 
 
-def plot_pruning_report(estimator, ax=None, **bar_kw):
+class PruningReportDisplay:
+    """Bar chart of the fraction of weights kept in each layer.
+
+    Create it with :meth:`from_estimator` (or :func:`plot_pruning_report`); all
+    parameters are stored as attributes.
+
+    Parameters
+    ----------
+    layers : list of str
+        The layers' names, input layer first.
+    kept : list of int
+        Weights kept in each layer.
+    n_weights : list of int
+        Prunable weights of each layer.
+
+    Attributes
+    ----------
+    bars_ : matplotlib BarContainer
+        One bar per layer, the input layer on top; ``bars_[i].get_width()`` is
+        layer ``i``'s kept fraction. Indexing, iterating and ``len`` of the
+        display go to ``bars_``, as on the ``BarContainer`` that
+        :func:`plot_pruning_report` returned before.
+    ax_ : matplotlib Axes
+    figure_ : matplotlib Figure
+
+    Examples
+    --------
+    >>> from skprune import PrunedClassifier, default_classifier_net
+    >>> from skprune.datasets import make_text_classification
+    >>> from skprune.plotting import PruningReportDisplay
+    >>> X, y = make_text_classification(300, 2000, random_state=0)
+    >>> net = default_classifier_net().set_params(max_epochs=2)
+    >>> clf = PrunedClassifier(net, prune_ratio=0.9, retrain_epochs=1, random_state=0)
+    >>> display = PruningReportDisplay.from_estimator(clf.fit(X, y))
+    >>> [round(float(bar.get_width()), 2) for bar in display]
+    [0.1, 1.0]
+    """
+
+    def __init__(self, *, layers, kept, n_weights) -> None:
+        self.layers = layers
+        self.kept = kept
+        self.n_weights = n_weights
+
+    def __getitem__(self, index):
+        return self.bars_[index]
+
+    def __iter__(self):
+        return iter(self.bars_)
+
+    def __len__(self) -> int:
+        return len(self.bars_)
+
+    def plot(self, ax=None, **bar_kw) -> PruningReportDisplay:
+        """Draw the bars on ``ax`` (None: a new figure with a constrained layout).
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, default=None
+        **bar_kw
+            Passed to ``ax.barh``.
+
+        Returns
+        -------
+        display : PruningReportDisplay
+        """
+        check_matplotlib_support("PruningReportDisplay.plot")
+        import matplotlib.pyplot as plt
+
+        if ax is None:  # constrained: the layer names and counts stay inside
+            _, ax = plt.subplots(layout="constrained")
+        positions = np.arange(len(self.layers))
+        fractions = [k / n for k, n in zip(self.kept, self.n_weights, strict=True)]
+        self.bars_ = ax.barh(positions, fractions, **bar_kw)
+        ax.set_yticks(positions, labels=self.layers)
+        ax.invert_yaxis()  # input layer on top
+        ax.set_xlim(0.0, 1.0)
+        ax.set_xlabel("Fraction of weights kept")
+        for bar, kept, total in zip(self.bars_, self.kept, self.n_weights, strict=True):
+            # Inside a long bar (the output layer's is full), past a short one.
+            inside = bar.get_width() > 0.5
+            ax.annotate(
+                f"{kept:,} / {total:,}",
+                (bar.get_width(), bar.get_y() + bar.get_height() / 2),
+                xytext=(-3 if inside else 3, 0),
+                textcoords="offset points",
+                ha="right" if inside else "left",
+                va="center",
+                color="white" if inside else None,
+                fontsize="small",
+            )
+        self.ax_ = ax
+        self.figure_ = ax.figure
+        return self
+
+    @classmethod
+    def from_estimator(cls, estimator, ax=None, **bar_kw) -> PruningReportDisplay:
+        """Plot a fitted estimator's ``pruning_report_``.
+
+        Parameters
+        ----------
+        estimator : fitted PrunedClassifier (or any estimator with ``pruning_report_``)
+        ax : matplotlib Axes, default=None
+        **bar_kw
+            Passed to ``ax.barh``.
+
+        Returns
+        -------
+        display : PruningReportDisplay
+        """
+        check_matplotlib_support("PruningReportDisplay.from_estimator")
+        check_is_fitted(estimator, "pruning_report_")
+        report = estimator.pruning_report_
+        return cls(
+            layers=[row["layer"] for row in report],
+            kept=[row["kept"] for row in report],
+            n_weights=[row["n_weights"] for row in report],
+        ).plot(ax=ax, **bar_kw)
+
+
+def plot_pruning_report(estimator, ax=None, **bar_kw) -> PruningReportDisplay:
     """Bar chart of the fraction of weights kept in each layer.
 
     Parameters
@@ -328,32 +447,9 @@ def plot_pruning_report(estimator, ax=None, **bar_kw):
 
     Returns
     -------
-    bars : matplotlib BarContainer
-        One bar per layer, the input layer on top; ``bars[i].get_width()`` is
-        layer ``i``'s kept fraction, and the labels are the layer names.
+    display : PruningReportDisplay
+        With ``bars_``, ``ax_`` and ``figure_``. It used to be the
+        ``BarContainer``; indexing and iterating the display still give the
+        bars (``display[0].get_width()``), input layer first.
     """
-    check_matplotlib_support("plot_pruning_report")
-    import matplotlib.pyplot as plt
-
-    check_is_fitted(estimator, "pruning_report_")
-    report = estimator.pruning_report_
-    names = [row["layer"] for row in report]
-    kept = [row["kept"] / row["n_weights"] for row in report]
-    if ax is None:
-        _, ax = plt.subplots()
-    positions = np.arange(len(report))
-    bars = ax.barh(positions, kept, **bar_kw)
-    ax.set_yticks(positions, labels=names)
-    ax.invert_yaxis()  # input layer on top
-    ax.set_xlim(0.0, 1.0)
-    ax.set_xlabel("Fraction of weights kept")
-    for bar, row in zip(bars, report, strict=True):
-        ax.annotate(
-            f"{row['kept']:,} / {row['n_weights']:,}",
-            (bar.get_width(), bar.get_y() + bar.get_height() / 2),
-            xytext=(3, 0),
-            textcoords="offset points",
-            va="center",
-            fontsize="small",
-        )
-    return bars
+    return PruningReportDisplay.from_estimator(estimator, ax=ax, **bar_kw)

@@ -429,3 +429,50 @@ def test_module_without_prunable_layer_is_refused_before_training(text_data):
     )
     with pytest.raises(ValueError, match="no prunable layer"):
         PrunedClassifier(net).fit(X, y)
+
+
+@pytest.mark.parametrize("make", [PrunedClassifier, skprune.PrunedRegressor])
+def test_repr_and_get_params_hide_skorch_internals_and_clone_keeps_set_params(make):
+    net = (
+        skprune.default_classifier_net()
+        if make is PrunedClassifier
+        else skprune.default_regressor_net()
+    ).set_params(max_epochs=3, module__dropout=0.2)
+    model = make(net, prune_ratio=0.3)
+    assert "_params_to_validate" not in repr(model)
+    assert "module__dropout=0.2" in repr(model)
+    assert not [name for name in model.get_params() if "_params_to_validate" in name]
+    assert model.get_params()["estimator__module__dropout"] == 0.2
+    cloned = clone(model).estimator
+    assert (cloned.max_epochs, cloned.module__dropout) == (3, 0.2)
+    assert cloned._params_to_validate == net._params_to_validate
+    assert "_params_to_validate" in vars(net)  # the caller's net is untouched
+    model.set_params(estimator__module__dropout=0.4)
+    assert net.module__dropout == 0.4 and "module__dropout=0.4" in repr(model)
+
+
+def test_routed_sample_weight_needs_a_score_request_as_well_as_a_fit_request(
+    text_data,
+):
+    from sklearn import config_context
+    from sklearn.exceptions import UnsetMetadataPassedError
+    from sklearn.model_selection import GridSearchCV
+
+    X, y = text_data
+    weights = np.where(y == 0, 2.0, 1.0)
+    grid = {"prune_ratio": [0.5]}
+    with config_context(enable_metadata_routing=True):
+        net = small_net(max_epochs=1, module__hidden_layer_sizes=(8,))
+        fit_only = PrunedClassifier(net, retrain_epochs=1, random_state=0)
+        fit_only.set_fit_request(sample_weight=True)
+        search = GridSearchCV(fit_only, grid, cv=2, refit=False)
+        with pytest.raises(UnsetMetadataPassedError, match="set_score_request"):
+            search.fit(X, y, sample_weight=weights)
+        both = clone(fit_only).set_score_request(sample_weight=True)
+        search = GridSearchCV(both, grid, cv=2, refit=False)
+        search.fit(X, y, sample_weight=weights)
+        assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+        unweighted = clone(fit_only).set_score_request(sample_weight=False)
+        search = GridSearchCV(unweighted, grid, cv=2, refit=False)
+        search.fit(X, y, sample_weight=weights)
+        assert np.isfinite(search.cv_results_["mean_test_score"]).all()

@@ -639,3 +639,69 @@ def test_a_saved_model_whose_stored_weight_points_past_its_outputs_is_refused(
     skprune.save(compressed, tmp_path / "tampered.skprune")
     with pytest.raises(ModelFileError, match=r"weights\[0\].*column ind"):
         skprune.load(tmp_path / "tampered.skprune")
+
+
+@pytest.fixture(scope="module")
+def text_pipeline():
+    """A fitted TfidfVectorizer -> PrunedClassifier pipeline and its raw texts."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import make_pipeline
+
+    rng = np.random.default_rng(0)
+    words = np.array(["spam", "ham", "eggs", "toast", "tea", "jam", "milk", "rice"])
+    y = rng.integers(0, 2, 120)
+    texts = [
+        " ".join(rng.choice(words[:5] if label else words[3:], size=6)) for label in y
+    ]
+    net = small_net(max_epochs=2, module__hidden_layer_sizes=(8,))
+    model = make_pipeline(
+        TfidfVectorizer(), PrunedClassifier(net, retrain_epochs=1, random_state=0)
+    )
+    return model.fit(texts, y), texts, y
+
+
+def test_compressed_model_is_the_last_step_of_a_pipeline_on_raw_text(text_pipeline):
+    from sklearn.pipeline import Pipeline, make_pipeline
+
+    model, texts, _ = text_pipeline
+    small = make_pipeline(model[0], model[-1].compress())
+    np.testing.assert_array_equal(small.predict(texts), model.predict(texts))
+    # the README's way: the fitted pipeline's steps, the last one replaced
+    replaced = Pipeline([*model.steps[:-1], ("compressed", model[-1].compress())])
+    np.testing.assert_array_equal(
+        replaced.predict_proba(texts), small.predict_proba(texts)
+    )
+
+
+def test_frozen_estimator_accepts_a_pipeline_ending_in_a_compressed_model(
+    text_pipeline,
+):
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.pipeline import make_pipeline
+
+    model, texts, y = text_pipeline
+    small = make_pipeline(model[0], model[-1].compress())
+    frozen = FrozenEstimator(small).fit(["unrelated words"], [0])
+    np.testing.assert_array_equal(frozen.predict(texts), model.predict(texts))
+    assert FrozenEstimator(small[-1]).fit(None, None).score(
+        model[0].transform(texts), y
+    ) == model.score(texts, y)
+
+
+@pytest.mark.parametrize("kind", ["classifier", "regressor"])
+def test_fitting_a_compressed_model_raises_that_it_cannot_be_trained(text_data, kind):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MaxAbsScaler
+
+    X, y = text_data
+    if kind == "classifier":
+        compressed = fit(X, y).compress()
+    else:
+        net = default_regressor_net().set_params(max_epochs=1)
+        compressed = PrunedRegressor(net, retrain_epochs=1, random_state=0)
+        compressed = compressed.fit(X, y.astype(float)).compress()
+    name = type(compressed).__name__
+    with pytest.raises(TypeError, match=f"{name} cannot be trained"):
+        compressed.fit(X, y)
+    with pytest.raises(TypeError, match=f"{name} cannot be trained"):
+        make_pipeline(MaxAbsScaler(), compressed).fit(X, y)

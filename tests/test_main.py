@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 from sklearn.datasets import dump_svmlight_file, load_svmlight_file
 from sklearn.model_selection import StratifiedKFold, cross_val_score
@@ -63,6 +64,7 @@ def test_builtin_data_one_row_per_ratio(capsys):
 
     rows = _table(out)
     assert [row["ratio"] for row in rows] == ["0.00", "0.90"]
+    assert "ratio 0.00 differs" not in out  # no path, nothing to tell apart
     # 2,000 x 256 prunable weights in the first layer; the output layer is kept.
     assert _kept(rows[0]) == (2000 * 256, 2000 * 256)
     assert rows[0]["kept %"] == "100.0%"
@@ -87,6 +89,9 @@ def test_path_scores_the_same_folds_along_one_path_and_plots(tmp_path, capsys):
     path_out = out[out.index("PrunedClassifierCV: one pruning path") :]
     rows = _table(path_out.split("selected prune ratio")[0])
     assert [row["ratio"] for row in rows] == ["0.00", "0.90"]
+    assert (
+        "ratio 0.00 differs from the table above: here it is each path's dense" in out
+    )
     # A fold's path to its first ratio is a one-shot PrunedClassifier trained
     # with the seed PrunedClassifierCV gives its folds.
     seed = int(check_random_state(0).randint(2**31 - 1))
@@ -223,3 +228,35 @@ def test_help_runs_as_module():
         assert option in result.stdout
     for option in ("--epochs", "--random-state", "--n-jobs"):
         assert option in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("epochs", "printed"), [(None, "50 dense + 33"), (3, "3 dense + 2")]
+)
+def test_setup_prints_the_epochs_the_default_net_trains_on_small_data(
+    epochs, printed, capsys
+):
+    from skprune._cli import _print_setup
+
+    X = sp.csr_matrix((300, 4))
+    y = np.repeat([0, 1], 150)  # folds of 200 rows: 4 batches, the 50-epoch cap
+    _print_setup(argparse.Namespace(epochs=epochs, cv=3, random_state=0), "x", X, y)
+    assert f"{printed} retraining epochs" in capsys.readouterr().out
+
+
+def test_a_zero_based_file_without_feature_zero_says_how_it_was_read(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X = rng.random((120, 50)) + 0.1
+    X[:, 0] = 0.0  # digits' first pixel is blank in every image
+    y = (X[:, 1] > 0.6).astype(int)
+    path = tmp_path / "digits_like.svm"
+    dump_svmlight_file(X, y, str(path))  # zero-based indices
+    assert main(["--data", str(path), *TINY, "--ratios", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "120 samples x 49 features" in out
+    assert "read as one-based; pass --zero-based yes" in out
+    assert (
+        main(["--data", str(path), "--zero-based", "yes", *TINY, "--ratios", "0"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "120 samples x 50 features" in out and "one-based" not in out

@@ -267,3 +267,45 @@ def test_restricted_layer_runs_on_cuda_like_on_the_cpu():
     for x in (dense, dense.to_sparse_csr()):
         expected = cpu(x)
         torch.testing.assert_close(gpu(x.cuda()).cpu(), expected, atol=ATOL, rtol=0)
+
+
+# torch warns about CSR tensors once per process, so only a fresh process shows it.
+DENSE_FITS_RECORDING_WARNINGS = """
+import json, warnings
+import numpy as np
+from conftest import small_net
+from skprune import PrunedClassifier, PrunedRegressor, default_regressor_net
+
+rng = np.random.default_rng(0)
+X = rng.normal(size=(120, 10)).astype(np.float32)
+y = (X[:, 0] > 0).astype(np.int64)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    PrunedClassifier(small_net(max_epochs=1), retrain_epochs=1, random_state=0).fit(
+        X, y
+    )
+    regressor_net = default_regressor_net().set_params(max_epochs=1)
+    PrunedRegressor(regressor_net, retrain_epochs=1, random_state=0).fit(X, X[:, 0])
+user_warnings = [w for w in caught if issubclass(w.category, UserWarning)]
+print(json.dumps([str(w.message) for w in user_warnings]))
+"""
+
+
+def test_a_dense_input_fit_emits_no_user_warning_in_a_fresh_process():
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests.parent), str(tests)])}
+    result = subprocess.run(
+        [sys.executable, "-c", DENSE_FITS_RECORDING_WARNINGS],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    assert json.loads(result.stdout.splitlines()[-1]) == []

@@ -9,7 +9,11 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 
 from skprune import PrunedClassifier
-from skprune.plotting import SparsityCurveDisplay, plot_pruning_report
+from skprune.plotting import (
+    PruningReportDisplay,
+    SparsityCurveDisplay,
+    plot_pruning_report,
+)
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -153,3 +157,29 @@ def test_plot_pruning_report_needs_a_fitted_estimator():
 
     with pytest.raises(NotFittedError):
         plot_pruning_report(PrunedClassifier())
+
+
+def test_plot_pruning_report_returns_a_display_whose_labels_fit_the_figure(text_data):
+    X, y = text_data
+    clf = PrunedClassifier(
+        # 400 x 3 output weights: a count as wide as the old layout cut off
+        small_net(max_epochs=1, module__hidden_layer_sizes=(400,)),
+        prune_ratio=0.8,
+        retrain_epochs=1,
+        random_state=0,
+    ).fit(X, y)
+    display = plot_pruning_report(clf)
+    assert isinstance(display, PruningReportDisplay)
+    assert display.ax_.figure is display.figure_
+    assert list(display) == list(display.bars_) and len(display) == 2
+    widths = [bar.get_width() for bar in display.bars_]
+    assert widths == [row["kept"] / row["n_weights"] for row in clf.pruning_report_]
+    # Every tick label and count, the output layer's included, inside the figure.
+    display.figure_.canvas.draw()
+    renderer = display.figure_.canvas.get_renderer()
+    figure_box = display.figure_.bbox
+    texts = [*display.ax_.get_yticklabels(), *display.ax_.texts]
+    assert len(display.ax_.texts) == 2
+    for text in texts:
+        box = text.get_window_extent(renderer)
+        assert figure_box.x0 <= box.x0 and box.x1 <= figure_box.x1, text.get_text()

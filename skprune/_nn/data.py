@@ -12,7 +12,9 @@ as a ``torch.sparse_csr_tensor``. Dense arrays are batched the same way.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 
 import numpy as np
 import scipy.sparse as sp
@@ -106,6 +108,20 @@ def _check_sparse_structure(X) -> None:
         check_index_range(X.col, n_cols, what="column")
 
 
+@contextlib.contextmanager
+def quiet_sparse_csr_beta() -> Iterator[None]:
+    """Silence torch's "Sparse CSR tensor support is in beta" for skprune's own calls.
+
+    skprune builds CSR tensors on purpose (sparse input, and dense batches on the
+    row-sparse gradient path); the warning would otherwise reach every user.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="Sparse CSR tensor support", category=UserWarning
+        )
+        yield
+
+
 def to_torch(X: sp.csr_matrix | np.ndarray) -> torch.Tensor:
     """Convert a CSR matrix or a dense array to a torch tensor, sharing memory.
 
@@ -123,8 +139,7 @@ def to_torch(X: sp.csr_matrix | np.ndarray) -> torch.Tensor:
         indices = torch.from_numpy(np.ascontiguousarray(X.indices))
         if indptr.dtype != indices.dtype:
             indptr, indices = indptr.long(), indices.long()
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Sparse CSR tensor support")
+        with quiet_sparse_csr_beta():
             return torch.sparse_csr_tensor(
                 indptr,
                 indices,

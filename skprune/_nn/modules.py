@@ -21,6 +21,7 @@ from torch.nn import functional as F
 
 from ._kernels import kept_entries
 from ._random import fit_generator
+from .data import quiet_sparse_csr_beta
 
 __all__ = ["MLPModule", "SparseLinear", "float64_prediction"]
 
@@ -158,11 +159,13 @@ class SparseLinear(nn.Module):
         if self._column_map is not None and x.layout == torch.strided:
             x = x[:, self.input_index]
         if x.layout == torch.sparse_coo:
-            x = x.coalesce().to_sparse_csr()
+            with quiet_sparse_csr_beta():
+                x = x.coalesce().to_sparse_csr()
         elif x.layout == torch.strided and self.sparse_grad:
             # A dense batch takes the sparse path too, so that the gradient (and
             # with it a lazy optimizer's trajectory) does not depend on the format.
-            x = x.to_sparse_csr()
+            with quiet_sparse_csr_beta():
+                x = x.to_sparse_csr()
         if x.layout == torch.sparse_csr:
             columns, offsets, values = x.col_indices(), x.crow_indices(), x.values()
             if self._column_map is not None:

@@ -45,6 +45,30 @@ class CompressedModel(BaseEstimator):
     def __sklearn_is_fitted__(self) -> bool:
         return True
 
+    def fit(self, X, y=None, **fit_params):
+        """Refuse to train: a compressed model is prediction-only.
+
+        It exists so that scikit-learn takes the model as a fitted estimator
+        (the last step of a :class:`~sklearn.pipeline.Pipeline`,
+        :class:`~sklearn.frozen.FrozenEstimator`, ``check_is_fitted``), which
+        all require a ``fit`` method. To predict through a pipeline, put the
+        model after the already fitted steps and call ``predict`` without
+        fitting; to pass the pipeline to code that calls ``fit``, wrap it in
+        ``FrozenEstimator``.
+
+        Raises
+        ------
+        TypeError
+            Always.
+        """
+        name = type(self).__name__
+        raise TypeError(
+            f"{name} cannot be trained: it is the prediction-only model made by "
+            "compress(). Fit the pruned estimator and compress it again, or wrap "
+            "the fitted pipeline in sklearn.frozen.FrozenEstimator to pass it to "
+            "code that calls fit."
+        )
+
     @property
     def n_features_in_(self) -> int:
         return self.network.n_features
