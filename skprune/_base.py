@@ -44,7 +44,6 @@ from ._wiring import (
     _net_params,
     _train,
     _weighted_training,
-    trains_as_default_net,
 )
 from .callbacks._pruning import Pruning
 
@@ -181,7 +180,7 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
         X, y, sample_weight = self._validated_data(X, y, sample_weight)
         y = self._encode_targets(y)
         weights = self._sample_weights(y, sample_weight)
-        if trains_as_default_net(net):  # enough optimizer steps on small data
+        if self.estimator is None:  # enough optimizer steps on small data
             epochs = default_max_epochs(
                 X.shape[0], net.batch_size, min_epochs=net.max_epochs
             )

@@ -36,12 +36,11 @@ def default_classifier_net() -> NeuralNetClassifier:
     dropout 0.5, trained with cross-entropy and :class:`~skprune.optim.LazyAdam`
     (learning rate 1e-3) in shuffled batches of 64 for 6 epochs, on all the data
     (``train_split=None``: inside a grid search no data is held out behind the
-    search's back), silently. The first layer's gradient is row-sparse. On small
-    data its dense epochs grow until they make at least 1,000 optimizer steps
-    (at most 50 epochs, see :func:`skprune._budget.default_max_epochs`), whether
-    it is used through ``estimator=None`` or passed explicitly, as long as it
-    keeps its ``max_epochs``, ``batch_size``, optimizer and ``lr``; any other
-    ``max_epochs`` is trained exactly.
+    search's back), silently. The first layer's gradient is row-sparse. With
+    ``estimator=None`` the dense epochs grow on small data until they make at
+    least 1,000 optimizer steps (at most 50 epochs, see
+    :func:`skprune._budget.default_max_epochs`); a net passed explicitly keeps
+    its ``max_epochs``.
 
     Start from it to change a setting while keeping the fast sparse path; any
     other skorch ``NeuralNetClassifier`` works too.
@@ -82,11 +81,9 @@ class PrunedClassifier(ClassifierMixin, BasePruned):
     ----------
     estimator : skorch.NeuralNetClassifier, default=None
         The unfitted net to train; it is cloned, never modified. None uses
-        :func:`default_classifier_net`. A net that keeps the default net's
-        ``max_epochs`` (6), ``batch_size``, optimizer and ``lr`` gets more dense
-        epochs on small data (at least 1,000 optimizer steps, at most 50
-        epochs). Modules whose constructor takes ``n_features`` and
-        ``n_classes`` get them from the data. Its
+        :func:`default_classifier_net`, with more dense epochs on small data (at
+        least 1,000 optimizer steps, at most 50 epochs). Modules whose constructor takes
+        ``n_features`` and ``n_classes`` get them from the data. Its
         ``max_epochs`` is the number of dense training epochs; its ``train_split``
         is kept (the default net holds no data out). Before training, ``fit``
         runs its module on a few rows and refuses a criterion that does not suit

@@ -34,11 +34,9 @@ from sklearn.datasets import load_svmlight_file
 from sklearn.model_selection import StratifiedKFold, cross_validate
 from sklearn.utils.multiclass import type_of_target
 
-from ._budget import default_max_epochs
 from ._classifier import PrunedClassifier, default_classifier_net
 from ._cv import PrunedClassifierCV
 from ._params import default_retrain_epochs
-from ._wiring import trains_as_default_net
 from .datasets import make_text_classification
 from .exceptions import DataError
 
@@ -172,9 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--epochs",
         type=_int_at_least(1),
         metavar="N",
-        help="dense training epochs (the network's max_epochs; default: the "
-        "default network's 6, more on small data: at least 1,000 optimizer steps, "
-        "at most 50); retraining takes two thirds as many",
+        help="dense training epochs (the network's max_epochs; default: that of "
+        "the default network, 6); retraining takes two thirds as many",
     )
     parser.add_argument(
         "--random-state",
@@ -645,9 +642,6 @@ def _print_setup(args, source: str, X, y) -> None:
     """The lines above the table: data, model and cross-validation."""
     net = make_classifier(0.0, epochs=args.epochs).estimator
     epochs = net.max_epochs
-    if trains_as_default_net(net):  # the small-data budget, on the smallest fold
-        n_train = len(y) - -(-len(y) // args.cv)
-        epochs = default_max_epochs(n_train, net.batch_size, min_epochs=epochs)
     retrain = default_retrain_epochs(epochs)
     print(describe_data(source, X, y))
     print(

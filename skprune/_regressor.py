@@ -55,8 +55,7 @@ class PrunedRegressor(RegressorMixin, BasePruned):
     ----------
     estimator : skorch.NeuralNetRegressor, default=None
         The unfitted net to train; it is cloned, never modified. None uses
-        :func:`default_regressor_net`; its small-data budget follows the net
-        as :class:`~skprune.PrunedClassifier`'s does. Modules whose constructor takes
+        :func:`default_regressor_net`. Modules whose constructor takes
         ``n_features`` and ``n_outputs`` get them from the data (a module that
         takes ``n_classes`` instead, as :class:`~skprune.MLPModule` does, gets the
         number of outputs under that name). Its ``max_epochs`` is the number of

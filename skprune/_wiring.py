@@ -35,24 +35,6 @@ DEFAULT_NET_TRAINING = {
 }
 
 
-#: The settings the small-data budget was tuned with (benchmarks/small_dense.py).
-BUDGETED_TRAINING = ("max_epochs", "batch_size", "optimizer", "lr")
-
-
-def trains_as_default_net(net) -> bool:
-    """Whether ``net`` keeps the default nets' epochs, batch size, optimizer and
-    learning rate, so that the small-data budget applies to it.
-
-    The budget follows the net, not ``estimator=None``: ``default_classifier_net()``
-    passed explicitly (another module or dropout included) trains as the default
-    does; a net with any other ``max_epochs`` trains exactly that many epochs.
-    """
-    params = net.get_params(deep=False)
-    return all(
-        params.get(name) == DEFAULT_NET_TRAINING[name] for name in BUDGETED_TRAINING
-    )
-
-
 def _train(net, X, y, **fit_params) -> None:
     """skorch's ``partial_fit`` on an initialised net, but letting Ctrl-C through.
 

@@ -3,9 +3,7 @@
 import numpy as np
 import pytest
 from conftest import small_net
-from sklearn.base import clone
 
-import skprune
 from skprune import PrunedClassifier, _budget
 from skprune._budget import MAX_EPOCHS, MIN_STEPS, default_max_epochs
 
@@ -53,23 +51,3 @@ def test_a_users_net_keeps_its_own_max_epochs():
     clf.fit(X, y)
     assert clf.estimator_.max_epochs == 2
     assert len(clf.estimator_.history) == 3
-
-
-@pytest.mark.parametrize("kind", ["classifier", "regressor"])
-def test_default_net_passed_explicitly_trains_as_many_epochs_as_estimator_none(
-    kind, monkeypatch
-):
-    monkeypatch.setattr(_budget, "MAX_EPOCHS", 9)  # quick; still above the 6
-    rng = np.random.default_rng(0)
-    X = rng.random((1_797, 64)).astype(np.float32)  # the digits' size
-    if kind == "classifier":
-        make, net, y = PrunedClassifier, skprune.default_classifier_net, X[:, 0] > 0.5
-    else:
-        make, net, y = skprune.PrunedRegressor, skprune.default_regressor_net, X[:, 0]
-    params = {"retrain_epochs": 1, "random_state": 0}
-    implicit = make(**params).fit(X, y)
-    explicit = clone(make(net().set_params(module__dropout=0.2), **params)).fit(X, y)
-    assert implicit.estimator_.max_epochs == explicit.estimator_.max_epochs == 9
-    assert len(explicit.estimator_.history) == len(implicit.estimator_.history) == 10
-    exact = make(net().set_params(max_epochs=7), **params).fit(X, y)
-    assert len(exact.estimator_.history) == 8

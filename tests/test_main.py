@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 import torch
 from sklearn.datasets import dump_svmlight_file, load_svmlight_file
 from sklearn.model_selection import StratifiedKFold, cross_val_score
@@ -228,20 +227,6 @@ def test_help_runs_as_module():
         assert option in result.stdout
     for option in ("--epochs", "--random-state", "--n-jobs"):
         assert option in result.stdout
-
-
-@pytest.mark.parametrize(
-    ("epochs", "printed"), [(None, "50 dense + 33"), (3, "3 dense + 2")]
-)
-def test_setup_prints_the_epochs_the_default_net_trains_on_small_data(
-    epochs, printed, capsys
-):
-    from skprune._cli import _print_setup
-
-    X = sp.csr_matrix((300, 4))
-    y = np.repeat([0, 1], 150)  # folds of 200 rows: 4 batches, the 50-epoch cap
-    _print_setup(argparse.Namespace(epochs=epochs, cv=3, random_state=0), "x", X, y)
-    assert f"{printed} retraining epochs" in capsys.readouterr().out
 
 
 def test_a_zero_based_file_without_feature_zero_says_how_it_was_read(tmp_path, capsys):
