@@ -106,12 +106,20 @@ def write_plot(df: pd.DataFrame, path: Path, datasets) -> None:
             handles.setdefault(label, h)
     labels = list(handles)
     fig.legend(
-        [handles[k] for k in labels], labels, loc="lower center", ncol=5, fontsize=8
+        [handles[k] for k in labels],
+        labels,
+        loc="lower center",
+        ncol=5,
+        fontsize=8,
+        bbox_to_anchor=(0.5, 0.03),
     )
     fig.suptitle(
         "skprune: test accuracy vs sparsity "
         "(points below an axis: their accuracy printed at its bottom)"
     )
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    # The plot names what produced it, as every results file does.
+    sources = "; ".join(sorted(str(v) for v in df["skprune_git"].dropna().unique()))
+    fig.text(0.5, 0.005, f"skprune: {sources}", ha="center", fontsize=7)
+    fig.tight_layout(rect=(0, 0.13, 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
