@@ -149,6 +149,23 @@ def test_regressor_graph_gives_the_models_predictions(
     np.testing.assert_allclose(outputs, expected, rtol=TOLERANCE, atol=TOLERANCE)
 
 
+@pytest.mark.parametrize("activation", ["relu", "tanh", "logistic"])
+def test_every_activation_exports(activation):
+    X, y = regression_data(2)
+    net = default_regressor_net().set_params(
+        max_epochs=2,
+        module__hidden_layer_sizes=(16, 8),
+        module__activation=activation,
+        verbose=0,
+    )
+    reg = PrunedRegressor(net, prune_ratio=0.5, random_state=0).fit(X, y)
+    (outputs,) = run(to_onnx(reg, X), X)
+    np.testing.assert_allclose(outputs, reg.predict(X), rtol=TOLERANCE, atol=TOLERANCE)
+    graph_ops = {n.op_type for n in to_onnx(reg, X).graph.node}
+    expected = {"relu": "Relu", "tanh": "Tanh", "logistic": "Sigmoid"}[activation]
+    assert expected in graph_ops
+
+
 def initializers(graph) -> dict:
     return {t.name: numpy_helper.to_array(t) for t in graph.graph.initializer}
 
