@@ -372,6 +372,27 @@ def to_onnx(
     -------
     onnx_model : onnx.ModelProto
 
+    Examples
+    --------
+    A compressed classifier that reads columns 0 and 2 of three:
+
+    >>> import numpy as np
+    >>> import onnxruntime as ort
+    >>> from skprune import CompressedClassifier
+    >>> from skprune.compress import CompactMLP
+    >>> from skprune.onnx import to_onnx
+    >>> weight = np.array([[1.0, -1.0], [0.0, 1.0]])
+    >>> network = CompactMLP(3, [0, 2], [weight], [np.zeros(2)])
+    >>> model = CompressedClassifier(network, classes=np.array(["no", "yes"]))
+    >>> graph = to_onnx(model, options={"zipmap": False})
+    >>> session = ort.InferenceSession(graph.SerializeToString())
+    >>> X = np.array([[1.0, 5.0, 0.0], [0.0, 5.0, 2.0]], dtype=np.float32)
+    >>> label, proba = session.run(None, {"X": X})
+    >>> label.tolist(), model.predict(X).tolist()
+    (['no', 'yes'], ['no', 'yes'])
+    >>> proba.astype(float).round(3).tolist()
+    [[0.881, 0.119], [0.119, 0.881]]
+
     Raises
     ------
     TypeError
