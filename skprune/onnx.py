@@ -169,7 +169,7 @@ def _regressor_shapes(operator) -> None:
     """skl2onnx shape calculator: ``variable`` of shape (N, n_outputs)."""
     check_input_and_output_numbers(operator, input_count_range=1, output_count_range=1)
     n_rows = operator.inputs[0].get_first_dimension()
-    n_outputs = len(_compact_network(operator.raw_operator).biases[-1])
+    n_outputs = operator.raw_operator.n_outputs_  # no compress() for a shape
     operator.outputs[0].set_type(_float_type(operator)([n_rows, n_outputs]))
 
 
