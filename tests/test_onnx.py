@@ -14,6 +14,7 @@ from onnx import numpy_helper
 from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 from skorch import NeuralNetClassifier
 
 from skprune import (
@@ -273,6 +274,31 @@ def test_zipmap_gives_one_dictionary_per_row_keyed_by_class():
         np.testing.assert_allclose(
             [row[c] for c in clf.classes_], expected, rtol=0, atol=TOLERANCE
         )
+
+
+def test_a_numeric_pipeline_ending_in_a_regressor_converts():
+    X, y = regression_data(1)
+    net = default_regressor_net().set_params(max_epochs=2, verbose=0)
+    model = make_pipeline(
+        StandardScaler(), PrunedRegressor(net, prune_ratio=0.5, random_state=0)
+    ).fit(X, y)
+    (outputs,) = run(to_onnx(model, X), X)
+    np.testing.assert_allclose(
+        outputs[:, 0], model.predict(X), rtol=TOLERANCE, atol=TOLERANCE
+    )
+
+
+def test_zipmap_columns_gives_one_output_per_class():
+    clf = fitted_classifier(3, "weight")
+    X = classification_data(3)[0]
+    session = ort.InferenceSession(
+        to_onnx(clf, X, options={"zipmap": "columns"}).SerializeToString()
+    )
+    label, *columns = session.run(None, {"X": X.toarray()})
+    assert len(columns) == 3
+    np.testing.assert_allclose(
+        np.column_stack(columns), clf.predict_proba(X), rtol=0, atol=TOLERANCE
+    )
 
 
 def test_nocl_labels_are_class_positions():
