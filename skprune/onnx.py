@@ -122,16 +122,29 @@ _ONNX_ACTIVATIONS = {"relu": "Relu", "tanh": "Tanh", "logistic": "Sigmoid"}
 def _compact_network(model) -> CompactMLP:
     """The :class:`CompactMLP` of a compressed model, or of a fitted pruned one."""
     if isinstance(model, CompressedClassifier | CompressedRegressor):
-        return model.network
-    check_is_fitted(model)
-    try:
-        return model.compress().network
-    except TypeError as error:
+        network = model.network
+    else:
+        check_is_fitted(model)
+        try:
+            network = model.compress().network
+        except TypeError as error:
+            raise TypeError(
+                f"This {type(model).__name__} cannot be exported to ONNX: {error} "
+                "Only skprune.MLPModule networks export (classifiers trained with "
+                "torch.nn.CrossEntropyLoss)."
+            ) from error
+    # Anything else (int8 weights and their scales) would be exported wrong.
+    if type(network) is not CompactMLP or any(
+        w.dtype != np.float32 for w in network.weights
+    ):
         raise TypeError(
-            f"This {type(model).__name__} cannot be exported to ONNX: {error} "
-            "Only skprune.MLPModule networks export (classifiers trained with "
-            "torch.nn.CrossEntropyLoss)."
-        ) from error
+            f"Only float32 CompactMLP networks export to ONNX; this "
+            f"{type(model).__name__} holds a {type(network).__name__} with weights "
+            f"of {sorted({str(w.dtype) for w in getattr(network, 'weights', ())})}. "
+            "Export the float model (compress() with its default dtype) and "
+            "quantize the graph with onnxruntime.quantization.quantize_dynamic."
+        )
+    return network
 
 
 def _class_labels(classes) -> tuple[np.ndarray, int]:

@@ -349,6 +349,17 @@ def test_compressed_classifier_with_fractional_float_classes_is_refused():
     np.testing.assert_array_equal(labels, [1, 1, 1, 1])
 
 
+def test_a_compressed_model_whose_network_is_not_float32_is_refused():
+    class Int8Network:  # what compress(dtype="int8") may hold: not float weights
+        n_features = 4
+        weights = (np.ones((4, 2), dtype=np.int8),)
+        biases = (np.zeros(2, dtype=np.float32),)
+
+    model = CompressedClassifier(Int8Network(), np.array([0, 1]))
+    with pytest.raises(TypeError, match=r"Only float32 CompactMLP.*int8.*quantize"):
+        to_onnx(model)
+
+
 def test_a_net_that_is_not_an_mlp_module_is_refused_by_name():
     class Plain(torch.nn.Module):
         def __init__(self, n_features, n_classes):
