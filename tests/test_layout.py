@@ -29,6 +29,7 @@ PUBLIC_PATHS = {
     "skprune.plotting": "SparsityCurveDisplay",
     "skprune.persistence": "load",
     "skprune.exceptions": "ModelFileError",
+    "skprune.onnx": "to_onnx",
     "skprune.__main__": "main",
 }
 

@@ -248,6 +248,22 @@ def test_restrict_inputs_builds_its_column_map_on_the_weights_device():
     assert layer.input_index.device.type == "meta"
 
 
+@pytest.mark.parametrize("sparse_grad", [False, True])
+def test_restricted_layer_computes_the_same_for_dense_and_sparse_input(sparse_grad):
+    # A dense batch was cut to the kept columns, then (with sparse_grad) cut again
+    # through the column map, which dropped every value: the layer read nothing.
+    dense = batch_with_empty_rows()
+    kept = torch.tensor([0, 3, 5, 7])
+    layer = SparseLinear(8, 3, sparse_grad=sparse_grad)
+    with torch.no_grad():
+        expected = dense[:, kept] @ layer.weight[kept] + layer.bias
+        layer.weight = nn.Parameter(layer.weight[kept])
+    layer.restrict_inputs(kept)
+    with torch.no_grad():
+        for x in (dense, dense.to_sparse_csr()):
+            torch.testing.assert_close(layer(x), expected, atol=ATOL, rtol=0)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_restricted_layer_runs_on_cuda_like_on_the_cpu():
     dense = batch_with_empty_rows()

@@ -156,7 +156,9 @@ class SparseLinear(nn.Module):
         A dense input's product is computed in ``dtype``; a sparse one's in the
         weight's dtype (each row summed in a fixed order), then converted.
         """
-        if self._column_map is not None and x.layout == torch.strided:
+        # A dense batch is cut to the kept columns here; a sparse one below.
+        sliced = self._column_map is not None and x.layout == torch.strided
+        if sliced:
             x = x[:, self.input_index]
         if x.layout == torch.sparse_coo:
             with quiet_sparse_csr_beta():
@@ -168,7 +170,7 @@ class SparseLinear(nn.Module):
                 x = x.to_sparse_csr()
         if x.layout == torch.sparse_csr:
             columns, offsets, values = x.col_indices(), x.crow_indices(), x.values()
-            if self._column_map is not None:
+            if self._column_map is not None and not sliced:
                 columns, offsets, values = kept_entries(
                     self._column_map, columns, offsets, values
                 )
