@@ -54,10 +54,13 @@ def default_classifier_net() -> NeuralNetClassifier:
     Examples
     --------
     >>> from skprune import PrunedClassifier, default_classifier_net
-    >>> net = default_classifier_net().set_params(
-    ...     max_epochs=10, module__hidden_layer_sizes=(128, 64)
-    ... )
+    >>> net = default_classifier_net()
+    >>> net.max_epochs, net.batch_size, net.module__hidden_layer_sizes
+    (6, 64, (256,))
+    >>> net = net.set_params(max_epochs=10, module__hidden_layer_sizes=(128, 64))
     >>> clf = PrunedClassifier(net, prune_ratio=0.9)
+    >>> clf.estimator.max_epochs, clf.estimator.module__hidden_layer_sizes
+    (10, (128, 64))
     """
     return NeuralNetClassifier(
         MLPModule,
