@@ -65,14 +65,19 @@ class SparsityCurveDisplay:
     --------
     >>> import matplotlib
     >>> matplotlib.use("Agg")
-    >>> from skprune import PrunedClassifierCV
+    >>> from skprune import PrunedClassifierCV, default_classifier_net
     >>> from skprune.datasets import make_text_classification
     >>> from skprune.plotting import SparsityCurveDisplay
     >>> X, y = make_text_classification(300, 2000, random_state=0)
-    >>> clf = PrunedClassifierCV(prune_ratios=[0.5, 0.9], cv=3, random_state=0)
+    >>> net = default_classifier_net().set_params(
+    ...     max_epochs=4, module__hidden_layer_sizes=(32,)
+    ... )
+    >>> clf = PrunedClassifierCV(net, prune_ratios=[0.5, 0.9], cv=3, random_state=0)
     >>> display = SparsityCurveDisplay.from_cv_results(clf.fit(X, y).cv_results_)
-    >>> display.ax_.get_xscale()
-    'log'
+    >>> display.prune_ratios.tolist(), display.test_scores.shape
+    ([0.5, 0.9], (2, 3))
+    >>> display.ax_.get_xscale(), len(display.control_scores)
+    ('log', 3)
     """
 
     def __init__(
