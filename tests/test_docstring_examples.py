@@ -19,6 +19,22 @@ import skprune
 
 # A numpydoc section header: a title line underlined with dashes.
 SECTION = re.compile(r"^(\S[^\n]*)\n(-+)$", re.MULTILINE)
+# numpydoc's sections in the order it requires (numpydoc.validate.ALLOWED_SECTIONS).
+NUMPYDOC_ORDER = [
+    "Parameters",
+    "Attributes",
+    "Methods",
+    "Returns",
+    "Yields",
+    "Other Parameters",
+    "Raises",
+    "Warns",
+    "Warnings",
+    "See Also",
+    "Notes",
+    "References",
+    "Examples",
+]
 PARSER = doctest.DocTestParser()
 
 
@@ -37,6 +53,10 @@ def public_objects() -> dict:
         for name in module.__all__:
             objects[f"{module.__name__}.{name}"] = getattr(module, name)
     return objects
+
+
+def section_headers(doc: str) -> list[str]:
+    return [m[1] for m in SECTION.finditer(doc) if len(m[2]) >= len(m[1])]
 
 
 def examples_section(doc: str) -> str | None:
@@ -85,13 +105,23 @@ def test_public_object_has_an_example_with_checked_output(name):
     # Its own docstring: a class without one would show its base class's.
     doc = inspect.cleandoc(obj.__doc__ or "")
     assert doc, f"{name} has no docstring"
-    headers = [m[1] for m in SECTION.finditer(doc) if len(m[2]) >= len(m[1])]
+    headers = section_headers(doc)
     assert headers[-1:] == ["Examples"], f"{name}: no Examples section last, {headers}"
     assert checked_examples(doc), (
         f"{name}'s Examples section has no '>>>' line followed by expected output"
     )
     # Collected by the suite's --doctest-modules run over skprune/.
     assert obj.__module__.split(".")[0] == "skprune"
+
+
+@pytest.mark.parametrize("name", sorted(DOCUMENTED))
+def test_numpydoc_sections_are_known_and_in_order(name):
+    headers = section_headers(inspect.cleandoc(DOCUMENTED[name].__doc__ or ""))
+    assert set(headers) <= set(NUMPYDOC_ORDER), f"{name}: sections {headers}"
+    assert len(set(headers)) == len(headers), f"{name}: a section twice, {headers}"
+    assert headers == sorted(headers, key=NUMPYDOC_ORDER.index), (
+        f"{name}: sections {headers}, numpydoc's order is {NUMPYDOC_ORDER}"
+    )
 
 
 @pytest.mark.parametrize("name", sorted(CONSTANTS))
