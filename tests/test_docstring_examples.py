@@ -8,6 +8,7 @@ docstring's example must show its value.
 """
 
 import doctest
+import functools
 import importlib
 import inspect
 import pkgutil
@@ -57,6 +58,13 @@ def public_objects() -> dict:
 
 def section_headers(doc: str) -> list[str]:
     return [m[1] for m in SECTION.finditer(doc) if len(m[2]) >= len(m[1])]
+
+
+@functools.cache
+def module_doctests(module_name: str) -> frozenset:
+    """Names of the doctests with examples that doctest finds in a module."""
+    tests = doctest.DocTestFinder().find(importlib.import_module(module_name))
+    return frozenset(test.name for test in tests if test.examples)
 
 
 def examples_section(doc: str) -> str | None:
@@ -110,8 +118,9 @@ def test_public_object_has_an_example_with_checked_output(name):
     assert checked_examples(doc), (
         f"{name}'s Examples section has no '>>>' line followed by expected output"
     )
-    # Collected by the suite's --doctest-modules run over skprune/.
+    # Run by the suite's --doctest-modules over skprune/: found in its module.
     assert obj.__module__.split(".")[0] == "skprune"
+    assert f"{obj.__module__}.{obj.__qualname__}" in module_doctests(obj.__module__)
 
 
 @pytest.mark.parametrize("name", sorted(DOCUMENTED))
