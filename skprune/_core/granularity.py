@@ -381,6 +381,8 @@ def make_granularity(
 
     Examples
     --------
+    >>> import torch
+    >>> from skprune.granularity import make_granularity
     >>> from skprune.masks import find_prunable_layers
     >>> module = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
     >>> layers = find_prunable_layers(module)

@@ -166,6 +166,7 @@ def make_schedule(
 
     Examples
     --------
+    >>> from skprune.schedules import make_schedule
     >>> [round(s.ratio, 3) for s in make_schedule("iterative", 0.875, 2, 1, 3)]
     [0.5, 0.75, 0.875]
     """
