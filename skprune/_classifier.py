@@ -54,10 +54,13 @@ def default_classifier_net() -> NeuralNetClassifier:
     Examples
     --------
     >>> from skprune import PrunedClassifier, default_classifier_net
-    >>> net = default_classifier_net().set_params(
-    ...     max_epochs=10, module__hidden_layer_sizes=(128, 64)
-    ... )
+    >>> net = default_classifier_net()
+    >>> net.max_epochs, net.batch_size, net.module__hidden_layer_sizes
+    (6, 64, (256,))
+    >>> net = net.set_params(max_epochs=10, module__hidden_layer_sizes=(128, 64))
     >>> clf = PrunedClassifier(net, prune_ratio=0.9)
+    >>> clf.estimator.max_epochs, clf.estimator.module__hidden_layer_sizes
+    (10, (128, 64))
     """
     return NeuralNetClassifier(
         MLPModule,
@@ -166,7 +169,7 @@ class PrunedClassifier(ClassifierMixin, BasePruned):
         The fitted net, with its pruning callback under ``callbacks_``.
     classes_ : ndarray of shape (n_classes,)
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
         Defined only when ``X`` has string column names.
     masks_ : dict of str to ndarray of bool
         For each parameter that pruning touched, True where a weight is kept.
@@ -176,7 +179,7 @@ class PrunedClassifier(ClassifierMixin, BasePruned):
         Number of prunable weights.
     n_nonzero_params_ : int
         Number of prunable weights that are not zero.
-    support_ : ndarray of bool of shape (n_features_in_,)
+    support_ : ndarray of bool of shape (``n_features_in_``,)
         Input features that kept at least one weight in the first layer.
     pruning_report_ : list of dict
         One row per layer (``pandas.DataFrame(pruning_report_)`` shows it).

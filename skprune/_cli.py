@@ -68,6 +68,17 @@ def parse_ratios(text: str) -> tuple[float, ...]:
     ------
     argparse.ArgumentTypeError
         If an item is not a number or lies outside [0, 1).
+
+    Examples
+    --------
+    >>> from skprune.__main__ import parse_ratios
+    >>> parse_ratios("0, 0.5,0.9")
+    (0.0, 0.5, 0.9)
+    >>> parse_ratios("0.5,1")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: prune ratio 1 is outside [0, 1): 1 would prune \
+every weight
     """
     items = [item.strip() for item in text.split(",")]
     if not text.strip() or any(not item for item in items):

@@ -154,15 +154,24 @@ n_params_, n_nonzero_params_, support_, pruning_report_, pruning_history_, flops
 
     Examples
     --------
-    >>> from skprune import PrunedClassifierCV
+    A small net, for speed (``estimator=None`` trains the default one):
+
+    >>> from skprune import PrunedClassifierCV, default_classifier_net
     >>> from skprune.datasets import make_text_classification
     >>> X, y = make_text_classification(300, 2000, random_state=0)
-    >>> clf = PrunedClassifierCV(prune_ratios=[0.5, 0.9], cv=3, random_state=0)
+    >>> net = default_classifier_net().set_params(
+    ...     max_epochs=4, module__hidden_layer_sizes=(32,)
+    ... )
+    >>> clf = PrunedClassifierCV(net, prune_ratios=[0.5, 0.9], cv=3, random_state=0)
     >>> clf = clf.fit(X, y)
-    >>> clf.cv_results_["param_prune_ratio"].tolist()
-    [0.0, 0.5, 0.9]
-    >>> clf.prune_ratio_ in (0.0, 0.5, 0.9)
-    True
+    >>> clf.cv_results_["param_prune_ratio"].tolist(), clf.n_splits_
+    ([0.0, 0.5, 0.9], 3)
+
+    The unpruned control (ratio 0) is always scored; the network refitted at
+    the chosen ratio is pruned to it:
+
+    >>> clf.prune_ratio_ in (0.0, 0.5, 0.9), round(clf.sparsity_, 2) == clf.prune_ratio_
+    (True, True)
     """
 
     _parameter_constraints: dict = {

@@ -215,6 +215,7 @@ def default_retrain_epochs(train_epochs: int) -> int:
 
     Examples
     --------
+    >>> from skprune.callbacks import default_retrain_epochs
     >>> default_retrain_epochs(6), default_retrain_epochs(1)
     (4, 1)
     """

@@ -195,6 +195,11 @@ def make_text_classification(
     ValueError
         If an argument is out of range; the message names the argument.
 
+    See Also
+    --------
+    sklearn.datasets.make_classification : Dense Gaussian classification data.
+    sklearn.feature_extraction.text.TfidfVectorizer : The weighting imitated here.
+
     Notes
     -----
     With the defaults, :class:`~sklearn.linear_model.LogisticRegression`
@@ -204,11 +209,6 @@ def make_text_classification(
     which leaves room for differences between pruned models. Raise
     ``topic_strength`` or ``mean_length`` for an easier problem, lower them
     for a harder one.
-
-    See Also
-    --------
-    sklearn.datasets.make_classification : Dense Gaussian classification data.
-    sklearn.feature_extraction.text.TfidfVectorizer : The weighting imitated here.
 
     Examples
     --------

@@ -65,14 +65,19 @@ class SparsityCurveDisplay:
     --------
     >>> import matplotlib
     >>> matplotlib.use("Agg")
-    >>> from skprune import PrunedClassifierCV
+    >>> from skprune import PrunedClassifierCV, default_classifier_net
     >>> from skprune.datasets import make_text_classification
     >>> from skprune.plotting import SparsityCurveDisplay
     >>> X, y = make_text_classification(300, 2000, random_state=0)
-    >>> clf = PrunedClassifierCV(prune_ratios=[0.5, 0.9], cv=3, random_state=0)
+    >>> net = default_classifier_net().set_params(
+    ...     max_epochs=4, module__hidden_layer_sizes=(32,)
+    ... )
+    >>> clf = PrunedClassifierCV(net, prune_ratios=[0.5, 0.9], cv=3, random_state=0)
     >>> display = SparsityCurveDisplay.from_cv_results(clf.fit(X, y).cv_results_)
-    >>> display.ax_.get_xscale()
-    'log'
+    >>> display.prune_ratios.tolist(), display.test_scores.shape
+    ([0.5, 0.9], (2, 3))
+    >>> display.ax_.get_xscale(), len(display.control_scores)
+    ('log', 3)
     """
 
     def __init__(
@@ -451,5 +456,29 @@ def plot_pruning_report(estimator, ax=None, **bar_kw) -> PruningReportDisplay:
         With ``bars_``, ``ax_`` and ``figure_``. It used to be the
         ``BarContainer``; indexing and iterating the display still give the
         bars (``display[0].get_width()``), input layer first.
+
+    Examples
+    --------
+    90% of the first layer pruned, the output layer left whole:
+
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from skprune import PrunedClassifier, default_classifier_net
+    >>> from skprune.datasets import make_text_classification
+    >>> from skprune.plotting import plot_pruning_report
+    >>> X, y = make_text_classification(
+    ...     100, 500, n_classes=2, n_topic_words=20, random_state=0
+    ... )
+    >>> net = default_classifier_net().set_params(
+    ...     max_epochs=1, module__hidden_layer_sizes=(8,)
+    ... )
+    >>> clf = PrunedClassifier(net, prune_ratio=0.9, random_state=0).fit(X, y)
+    >>> display = plot_pruning_report(clf)
+    >>> type(display).__name__, display.layers, display.kept, display.n_weights
+    ('PruningReportDisplay', ['layers.0', 'layers.1'], [400, 16], [4000, 16])
+    >>> [label.get_text() for label in display.ax_.get_yticklabels()]
+    ['layers.0', 'layers.1']
+    >>> [round(float(bar.get_width()), 2) for bar in display]
+    [0.1, 1.0]
     """
     return PruningReportDisplay.from_estimator(estimator, ax=ax, **bar_kw)

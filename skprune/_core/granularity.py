@@ -73,6 +73,29 @@ class Granularity:
     ValueError
         If there are no layers, or none of the selected ones can be pruned at
         this granularity.
+
+    See Also
+    --------
+    make_granularity : The subclass for a granularity's name.
+
+    Examples
+    --------
+    The base class is abstract; every granularity answers the same questions:
+
+    >>> import torch
+    >>> from skprune.granularity import GRANULARITIES, Granularity, make_granularity
+    >>> from skprune.masks import find_prunable_layers
+    >>> module = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+    >>> layers = find_prunable_layers(module)
+    >>> shapes = {n: tuple(p.shape) for n, p in module.named_parameters()}
+    >>> GRANULARITIES
+    ('weight', 'neuron', 'feature')
+    >>> for name in GRANULARITIES:
+    ...     g = make_granularity(name, layers, shapes)
+    ...     print(name, isinstance(g, Granularity), g.group_sizes(), g.shrinks)
+    weight True {'0.weight': 12} False
+    neuron True {'0.weight': 3} True
+    feature True {'0.weight': 4} True
     """
 
     shrinks = False
@@ -138,7 +161,27 @@ class Granularity:
 
 
 class WeightGranularity(Granularity):
-    """Each weight is a group of its own (unstructured pruning)."""
+    """Each weight is a group of its own (unstructured pruning).
+
+    Parameters and attributes as for :class:`Granularity`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skprune.granularity import WeightGranularity
+    >>> from skprune.masks import find_prunable_layers
+    >>> module = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+    >>> layers = find_prunable_layers(module)
+    >>> shapes = {n: tuple(p.shape) for n, p in module.named_parameters()}
+    >>> weights = WeightGranularity(layers, shapes, prune_bias=True)
+    >>> weights.prunable, weights.n_weights, weights.group_sizes()
+    (['0.weight', '0.bias'], 15, {'0.weight': 12, '0.bias': 3})
+    >>> WeightGranularity(layers, shapes, patterns=["decoder.*"])
+    Traceback (most recent call last):
+    ...
+    ValueError: Nothing to prune: no layer is selected (the output layer is \
+excluded unless prune_output=True, and layers= may match nothing).
+    """
 
     _nothing_selected = (
         "no layer is selected (the output layer is excluded unless "
@@ -219,10 +262,36 @@ class NeuronGranularity(_GroupGranularity):
     """Hidden units: a unit is a row of its layer's weight, its bias and the
     matching column of the next layer's weight.
 
+    Parameters and attributes as for :class:`Granularity`.
+
     Raises
     ------
     ValueError
         If a selected layer's outputs are not the next layer's inputs.
+
+    Examples
+    --------
+    The 3 hidden units of a 4-3-2 network; the second scores lowest:
+
+    >>> import torch
+    >>> from skprune.granularity import NeuronGranularity
+    >>> from skprune.masks import find_prunable_layers
+    >>> module = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+    >>> layers = find_prunable_layers(module)
+    >>> shapes = {n: tuple(p.shape) for n, p in module.named_parameters()}
+    >>> units = NeuronGranularity(layers, shapes)
+    >>> units.group_sizes()
+    {'0.weight': 3}
+    >>> scores = {"0.weight": torch.ones(3, 4), "1.weight": torch.ones(2, 3)}
+    >>> scores["0.weight"][1] = 0.0
+    >>> [round(v, 2) for v in units.pool(scores)["0.weight"].tolist()]
+    [1.25, 0.5, 1.25]
+
+    Removing a unit removes its row, its bias and the next layer's column:
+
+    >>> masks = units.expand({"0.weight": torch.tensor([True, False, True])})
+    >>> masks["0.bias"].tolist(), masks["1.weight"].tolist()
+    ([True, False, True], [[True, False, True], [True, False, True]])
     """
 
     _nothing_selected = (
@@ -253,7 +322,25 @@ class NeuronGranularity(_GroupGranularity):
 
 
 class FeatureGranularity(_GroupGranularity):
-    """Input features: a feature is a column of the first layer's weight."""
+    """Input features: a feature is a column of the first layer's weight.
+
+    Parameters and attributes as for :class:`Granularity`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skprune.granularity import FeatureGranularity
+    >>> from skprune.masks import find_prunable_layers
+    >>> module = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+    >>> layers = find_prunable_layers(module)
+    >>> shapes = {n: tuple(p.shape) for n, p in module.named_parameters()}
+    >>> features = FeatureGranularity(layers, shapes)
+    >>> features.group_sizes()
+    {'0.weight': 4}
+    >>> mask = features.expand({"0.weight": torch.tensor([True, False, True, True])})
+    >>> mask["0.weight"].tolist()
+    [[True, False, True, True], [True, False, True, True], [True, False, True, True]]
+    """
 
     _nothing_selected = "the first layer is not selected"
 
@@ -294,6 +381,8 @@ def make_granularity(
 
     Examples
     --------
+    >>> import torch
+    >>> from skprune.granularity import make_granularity
     >>> from skprune.masks import find_prunable_layers
     >>> module = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
     >>> layers = find_prunable_layers(module)

@@ -47,6 +47,18 @@ class PrunableLayer:
         ``torch.nn.Linear``, 0 for :class:`skprune.modules.SparseLinear`).
     in_features : int
     out_features : int
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skprune.masks import find_prunable_layers
+    >>> module = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+    >>> first = find_prunable_layers(module)[0]
+    >>> first
+    PrunableLayer(name='0', weight='0.weight', bias='0.bias', in_axis=1, \
+in_features=4, out_features=3)
+    >>> first.out_axis
+    0
     """
 
     name: str
@@ -77,6 +89,14 @@ def find_prunable_layers(module: nn.Module) -> list[PrunableLayer]:
     Returns
     -------
     layers : list of PrunableLayer
+
+    Examples
+    --------
+    >>> from skprune import MLPModule
+    >>> from skprune.masks import find_prunable_layers
+    >>> module = MLPModule(n_features=5, n_classes=3, hidden_layer_sizes=(4,))
+    >>> [(layer.weight, layer.in_axis) for layer in find_prunable_layers(module)]
+    [('layers.0.weight', 0), ('layers.1.weight', 1)]
     """
     layers = []
     for name, layer in module.named_modules():
@@ -157,6 +177,30 @@ def select_masks(
     ------
     ValueError
         If the floors make ``ratio`` unreachable; the message says which ratio is.
+
+    Examples
+    --------
+    Half of the six entries go, the lowest-scoring ones across both tensors:
+
+    >>> import torch
+    >>> from skprune.masks import select_masks
+    >>> scores = {
+    ...     "a": torch.tensor([[4.0, 1.0], [3.0, 2.0]]),
+    ...     "b": torch.tensor([0.5, 5.0]),
+    ... }
+    >>> masks = select_masks(scores, 0.5)
+    >>> masks["a"].tolist(), masks["b"].tolist()
+    ([[True, False], [True, False]], [False, True])
+
+    An entry pruned before stays pruned, and ``min_keep`` sets a floor:
+
+    >>> select_masks(scores, 0.5, previous=masks, min_keep={"b": 2})["b"].tolist()
+    [False, True]
+    >>> select_masks(scores, 0.9, min_keep={"a": 2, "b": 2})
+    Traceback (most recent call last):
+    ...
+    ValueError: prune_ratio=0.9 cannot be reached: min_keep keeps 4 of 6 entries \
+in a, b; the highest reachable ratio is 0.3333.
     """
     if scope not in ("global", "layer"):
         raise ValueError(f"scope must be 'global' or 'layer', got {scope!r}.")
@@ -462,6 +506,14 @@ def reachable_ratio(
     Returns
     -------
     ratio : float
+
+    Examples
+    --------
+    >>> from skprune.masks import reachable_ratio
+    >>> reachable_ratio({"a": 6, "b": 2}, {"b": 2})
+    0.75
+    >>> reachable_ratio({"a": 6, "b": 2}, {"b": 1}, scope="layer")
+    0.5
     """
     kept = {name: min(floors.get(name, 0), size) for name, size in sizes.items()}
     if scope == "global":
@@ -499,6 +551,23 @@ def apply_masks(
         error.
     optimizer : torch.optim.Optimizer, optional
         Its state tensors with the parameter's shape are masked too.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skprune.masks import apply_masks
+    >>> layer = torch.nn.Linear(2, 2)
+    >>> with torch.no_grad():
+    ...     _ = layer.weight.copy_(torch.tensor([[1.0, 2.0], [3.0, 4.0]]))
+    >>> optimizer = torch.optim.Adam(layer.parameters())
+    >>> layer(torch.ones(1, 2)).sum().backward()
+    >>> optimizer.step()
+    >>> mask = torch.tensor([[True, False], [False, True]])
+    >>> apply_masks(dict(layer.named_parameters()), {"weight": mask}, optimizer)
+    >>> (layer.weight != 0).tolist()
+    [[True, False], [False, True]]
+    >>> (optimizer.state[layer.weight]["exp_avg"] != 0).tolist()
+    [[True, False], [False, True]]
     """
     for name, mask in masks.items():
         param = parameters[name]
@@ -559,6 +628,19 @@ def mask_sparse_gradient(
     kept : torch.Tensor of bool, optional
         The mask itself (True where the weight is kept), instead of ``pruned``:
         the caller need not hold a second, inverted copy of a large mask.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skprune.masks import mask_sparse_gradient
+    >>> embedding = torch.nn.Embedding(3, 2, sparse=True)
+    >>> embedding(torch.tensor([0, 2])).sum().backward()
+    >>> kept = torch.tensor([[True, False], [True, True], [False, True]])
+    >>> mask_sparse_gradient(embedding.weight, kept=kept)
+    >>> embedding.weight.grad.is_sparse
+    True
+    >>> embedding.weight.grad.to_dense().tolist()
+    [[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]]
     """
     grad = param.grad.coalesce()
     rows = grad._indices()[0]

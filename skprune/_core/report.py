@@ -48,6 +48,23 @@ class Summary:
         :func:`flops` of the module as it is.
     support : torch.Tensor of bool
         :func:`kept_inputs` of the first layer.
+
+    Examples
+    --------
+    Half of the first layer's weights, two of its four inputs, zeroed:
+
+    >>> import torch
+    >>> from skprune.report import summarize
+    >>> from skprune.masks import apply_masks, find_prunable_layers
+    >>> module = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+    >>> layers = find_prunable_layers(module)
+    >>> half = torch.tensor([[True, False, True, False]] * 3)
+    >>> apply_masks(dict(module.named_parameters()), {"0.weight": half})
+    >>> summary = summarize(module, layers, counted=["0.weight"])
+    >>> summary.n_params, summary.n_nonzero, summary.support.tolist()
+    (12, 6, [True, False, True, False])
+    >>> summary.flops_dense, summary.flops_pruned
+    (41, 29)
     """
 
     rows: list
@@ -117,6 +134,19 @@ def summarize(
     Returns
     -------
     summary : Summary
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skprune.report import summarize
+    >>> from skprune.masks import apply_masks, find_prunable_layers
+    >>> module = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+    >>> layers = find_prunable_layers(module)
+    >>> half = torch.tensor([[True, False, True, False]] * 3)
+    >>> apply_masks(dict(module.named_parameters()), {"0.weight": half})
+    >>> summary = summarize(module, layers)
+    >>> [row["kept"] for row in summary.rows], summary.n_params, summary.n_nonzero
+    ([6, 6], 18, 12)
     """
     counts = [_count_layer(module, layer) for layer in layers]
     rows = []
@@ -159,6 +189,29 @@ def kept_inputs(module: nn.Module, layer: PrunableLayer) -> torch.Tensor:
     """Boolean mask, over the layer's original inputs, of those with a weight left.
 
     Inputs removed by :func:`skprune.compress.shrink_mlp_` count as not kept.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+    layer : skprune.masks.PrunableLayer
+        The layer as it was before any shrinking.
+
+    Returns
+    -------
+    kept : torch.Tensor of bool
+        Of length ``layer.in_features``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skprune.report import kept_inputs
+    >>> from skprune.masks import apply_masks, find_prunable_layers
+    >>> module = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+    >>> layers = find_prunable_layers(module)
+    >>> half = torch.tensor([[True, False, True, False]] * 3)
+    >>> apply_masks(dict(module.named_parameters()), {"0.weight": half})
+    >>> kept_inputs(module, layers[0]).tolist()
+    [True, False, True, False]
     """
     return _count_layer(module, layer).inputs
 
@@ -180,6 +233,19 @@ def pruning_report(module: nn.Module, layers: list[PrunableLayer]) -> list[dict]
         ``inputs``, ``inputs_kept``, ``outputs``, ``outputs_kept``. An input is
         kept when any of its weights is non-zero; an output unit when any of its
         weights or its bias is.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skprune.report import pruning_report
+    >>> from skprune.masks import apply_masks, find_prunable_layers
+    >>> module = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+    >>> layers = find_prunable_layers(module)
+    >>> half = torch.tensor([[True, False, True, False]] * 3)
+    >>> apply_masks(dict(module.named_parameters()), {"0.weight": half})
+    >>> first = pruning_report(module, layers)[0]
+    >>> first["shape"], first["kept"], first["sparsity"], first["inputs_kept"]
+    ((3, 4), 6, 0.5, 2)
     """
     return summarize(module, layers).rows
 
@@ -190,6 +256,31 @@ def flops(layers: list[PrunableLayer], module: nn.Module | None = None) -> int:
     Two operations (a multiply and an add) per weight and one per bias: of every
     weight when ``module`` is None (the dense network), of the non-zero ones
     otherwise. Activations are not counted.
+
+    Parameters
+    ----------
+    layers : list of skprune.masks.PrunableLayer
+    module : torch.nn.Module, optional
+        The module whose non-zero weights are counted; None counts them all.
+
+    Returns
+    -------
+    flops : int
+
+    Examples
+    --------
+    A 4-3-2 network: 2 * (12 + 6) weights and 3 + 2 biases, then half of the
+    first layer's weights zeroed:
+
+    >>> import torch
+    >>> from skprune.report import flops
+    >>> from skprune.masks import apply_masks, find_prunable_layers
+    >>> module = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+    >>> layers = find_prunable_layers(module)
+    >>> half = torch.tensor([[True, False, True, False]] * 3)
+    >>> apply_masks(dict(module.named_parameters()), {"0.weight": half})
+    >>> flops(layers), flops(layers, module)
+    (41, 29)
     """
     if module is None:
         return _dense_flops(layers)

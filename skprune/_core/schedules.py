@@ -48,6 +48,12 @@ class PruningStep:
         epoch, 3.5 the middle of the fourth.
     ratio : float
         Fraction of prunable weights (or units, or features) pruned after it.
+
+    Examples
+    --------
+    >>> from skprune.schedules import make_schedule
+    >>> make_schedule("gradual", 0.9, 6, 4, n_rounds=2)
+    [PruningStep(epoch=8.0, ratio=0.7875), PruningStep(epoch=10.0, ratio=0.9)]
     """
 
     epoch: float
@@ -90,7 +96,42 @@ def non_finite_loss_message(value: float, epoch: int, phase: str) -> str:
 def total_epochs(
     schedule: str, train_epochs: int, retrain_epochs: int, n_rounds: int = 1
 ) -> int:
-    """Number of epochs a schedule trains for in all, pruned or not."""
+    """Number of epochs a schedule trains for in all, pruned or not.
+
+    Parameters
+    ----------
+    schedule : {"oneshot", "iterative", "gradual"}
+    train_epochs : int
+        Epochs of dense training before the first step.
+    retrain_epochs : int
+        Epochs of retraining after each round.
+    n_rounds : int, default=1
+        Number of pruning steps; ignored by ``"oneshot"``.
+
+    Returns
+    -------
+    epochs : int
+        ``train_epochs + retrain_epochs`` for ``"oneshot"``,
+        ``train_epochs + n_rounds * retrain_epochs`` otherwise.
+
+    Raises
+    ------
+    ValueError
+        For an unknown schedule or an epoch count out of range.
+
+    Examples
+    --------
+    >>> from skprune.schedules import SCHEDULES, total_epochs
+    >>> SCHEDULES
+    ('oneshot', 'iterative', 'gradual')
+    >>> [total_epochs(schedule, 6, 4, n_rounds=3) for schedule in SCHEDULES]
+    [10, 18, 18]
+    >>> total_epochs("cosine", 6, 4)
+    Traceback (most recent call last):
+    ...
+    ValueError: schedule must be one of ('oneshot', 'iterative', 'gradual'), \
+got 'cosine'.
+    """
     _check(schedule, train_epochs, retrain_epochs, n_rounds)
     rounds = 1 if schedule == "oneshot" else n_rounds
     return train_epochs + rounds * retrain_epochs
@@ -125,6 +166,7 @@ def make_schedule(
 
     Examples
     --------
+    >>> from skprune.schedules import make_schedule
     >>> [round(s.ratio, 3) for s in make_schedule("iterative", 0.875, 2, 1, 3)]
     [0.5, 0.75, 0.875]
     """

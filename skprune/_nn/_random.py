@@ -67,6 +67,42 @@ def fit_generator(device: str | torch.device = "cpu") -> torch.Generator | None:
     generator : torch.Generator or None
         None outside a fit (drawing with ``generator=None`` then uses torch's
         global generator, as usual).
+
+    Examples
+    --------
+    A module of your own that draws its initial weights from it:
+
+    >>> import torch
+    >>> from skorch import NeuralNetClassifier
+    >>> from skprune import PrunedClassifier, fit_generator
+    >>> from skprune.datasets import make_text_classification
+    >>> class Linear(torch.nn.Module):
+    ...     def __init__(self, n_features, n_classes):
+    ...         super().__init__()
+    ...         self.linear = torch.nn.Linear(n_features, n_classes)
+    ...         torch.nn.init.normal_(self.linear.weight, generator=fit_generator())
+    ...
+    ...     def forward(self, X):
+    ...         return self.linear(X)
+    >>> X, y = make_text_classification(
+    ...     60, 200, n_classes=2, n_topic_words=10, random_state=0
+    ... )
+    >>> net = NeuralNetClassifier(
+    ...     Linear, criterion=torch.nn.CrossEntropyLoss, max_epochs=1,
+    ...     train_split=None, verbose=0,
+    ... )
+    >>> def first_weights(random_state):
+    ...     clf = PrunedClassifier(net, prune_output=True, random_state=random_state)
+    ...     return clf.fit(X.toarray(), y).estimator_.module_.linear.weight
+
+    Each fit seeds it from ``random_state``; outside a fit there is none:
+
+    >>> torch.equal(first_weights(0), first_weights(0))
+    True
+    >>> torch.equal(first_weights(0), first_weights(1))
+    False
+    >>> fit_generator() is None
+    True
     """
     current = _CURRENT.get()
     device = torch.device(device)

@@ -56,6 +56,32 @@ def as_canonical_csr(X: sp.spmatrix | sp.sparray) -> sp.csr_matrix:
         inconsistent. scipy checks these only when a matrix is built from
         arrays, not after its arrays are changed in place, and converting or
         multiplying such a matrix reads memory outside it.
+
+    Examples
+    --------
+    A duplicate entry is summed, an explicit zero dropped, the caller's matrix
+    left as it was:
+
+    >>> import numpy as np
+    >>> import scipy.sparse as sp
+    >>> from skprune.data import as_canonical_csr
+    >>> data = np.array([1.0, 2.0, 0.0, 3.0], dtype=np.float32)
+    >>> X = sp.csr_matrix((data, [2, 0, 1, 2], [0, 3, 4]), shape=(2, 3))
+    >>> X_csr = as_canonical_csr(X)
+    >>> X_csr.has_canonical_format, X_csr.nnz, X_csr.dtype, X.nnz
+    (True, 3, dtype('float32'), 4)
+    >>> X_csr.toarray().tolist()
+    [[2.0, 0.0, 1.0], [0.0, 0.0, 3.0]]
+
+    An index changed in place to point outside the matrix is refused:
+
+    >>> X = sp.csr_matrix(np.eye(2, dtype=np.float32))
+    >>> X.indices[1] = 5
+    >>> as_canonical_csr(X)
+    Traceback (most recent call last):
+    ...
+    ValueError: X has column index 5, outside the matrix's 2 columns: column \
+indices must be in [0, 1].
     """
     _check_sparse_structure(X)
     X_csr = sp.csr_matrix(X)
@@ -133,6 +159,26 @@ def to_torch(X: sp.csr_matrix | np.ndarray) -> torch.Tensor:
     -------
     tensor : torch.Tensor
         A ``torch.sparse_csr`` tensor for sparse input, a strided tensor otherwise.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scipy.sparse as sp
+    >>> from skprune.data import to_torch
+    >>> X = sp.csr_matrix(np.array([[2.0, 0.0, 1.0], [0.0, 0.0, 3.0]], np.float32))
+    >>> tensor = to_torch(X)
+    >>> tensor.layout, tensor.shape, tensor.dtype
+    (torch.sparse_csr, torch.Size([2, 3]), torch.float32)
+    >>> tensor.to_dense().tolist()
+    [[2.0, 0.0, 1.0], [0.0, 0.0, 3.0]]
+
+    Dense arrays share their memory too:
+
+    >>> array = np.zeros((2, 3), dtype=np.float32)
+    >>> dense = to_torch(array)
+    >>> array[0, 0] = 7.0
+    >>> dense.layout, dense[0, 0].item()
+    (torch.strided, 7.0)
     """
     if sp.issparse(X):
         indptr = torch.from_numpy(np.ascontiguousarray(X.indptr))
@@ -162,6 +208,28 @@ class SparseDataset(Dataset):
     ----------
     X : scipy.sparse.csr_matrix or numpy.ndarray of shape (n_samples, n_features)
     y : numpy.ndarray of shape (n_samples,) or None, default=None
+
+    Raises
+    ------
+    TypeError
+        If ``X`` is sparse but not CSR.
+    ValueError
+        If ``y`` has not one entry per row of ``X``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scipy.sparse as sp
+    >>> from skprune.data import SparseDataset
+    >>> X = sp.random(10, 6, density=0.5, format="csr", random_state=0)
+    >>> dataset = SparseDataset(X, np.arange(10))
+    >>> len(dataset), dataset.X is X
+    (10, True)
+    >>> SparseDataset(X.tocsc())
+    Traceback (most recent call last):
+    ...
+    TypeError: SparseDataset needs a CSR matrix, got 'csc'; convert it with \
+skprune.data.as_canonical_csr.
     """
 
     def __init__(self, X, y=None) -> None:
@@ -212,6 +280,39 @@ class BatchLoader:
         first-layer row a batch touches) either. For training batches only.
     **options
         ``DataLoader`` worker and pinning options, accepted and ignored.
+
+    Raises
+    ------
+    TypeError
+        For a dataset that is not a :class:`SparseDataset` (or a ``Subset`` of
+        one), or a ``DataLoader`` option other than those ignored.
+    ValueError
+        If ``batch_size`` is below 1, or ``sample_weight`` does not match the
+        dataset's rows.
+
+    Examples
+    --------
+    Ten rows in batches of four, each batch a sparse tensor:
+
+    >>> import numpy as np
+    >>> import scipy.sparse as sp
+    >>> from skprune.data import BatchLoader, SparseDataset
+    >>> X = sp.random(10, 6, density=0.5, format="csr", random_state=0)
+    >>> loader = BatchLoader(SparseDataset(X, np.arange(10)), batch_size=4)
+    >>> len(loader)
+    3
+    >>> for X_batch, y_batch in loader:
+    ...     print(X_batch.layout, tuple(X_batch.shape), y_batch.tolist())
+    torch.sparse_csr (4, 6) [0, 1, 2, 3]
+    torch.sparse_csr (4, 6) [4, 5, 6, 7]
+    torch.sparse_csr (2, 6) [8, 9]
+
+    Rows of weight 0 are left out, and targets come with their weights:
+
+    >>> weights = np.array([1.0, 0.0, 1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 2.0])
+    >>> loader = BatchLoader(loader.dataset, batch_size=4, sample_weight=weights)
+    >>> [(y.tolist(), w.tolist()) for _, (y, w) in loader]
+    [([0, 2, 3, 4], [1.0, 1.0, 1.0, 1.0]), ([5, 7, 8, 9], [1.0, 1.0, 1.0, 2.0])]
     """
 
     def __init__(

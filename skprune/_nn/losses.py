@@ -111,6 +111,16 @@ def unweighted_loss(criterion):
     Returns
     -------
     loss : torch.nn.Module or type
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skprune.losses import WeightedLoss, unweighted_loss
+    >>> loss = unweighted_loss(WeightedLoss(torch.nn.CrossEntropyLoss))
+    >>> loss, loss.reduction
+    (CrossEntropyLoss(), 'none')
+    >>> unweighted_loss(torch.nn.MSELoss) is torch.nn.MSELoss
+    True
     """
     return criterion.loss_ if isinstance(criterion, WeightedLoss) else criterion
 

@@ -91,6 +91,29 @@ class SparseLinear(nn.Module):
         :meth:`restrict_inputs` removes some.
     input_index : torch.Tensor of int64 or None
         After :meth:`restrict_inputs`, the input column of each weight row.
+
+    Examples
+    --------
+    Two rows of a 1000-column sparse batch, three stored values in all:
+
+    >>> import torch
+    >>> from skprune.modules import SparseLinear
+    >>> layer = SparseLinear(1000, 4, sparse_grad=True)
+    >>> x = torch.sparse_csr_tensor(
+    ...     [0, 2, 3], [5, 900, 7], [1.0, 0.5, 2.0], (2, 1000), check_invariants=True
+    ... )
+    >>> out = layer(x)
+    >>> out.shape, layer.weight.shape
+    (torch.Size([2, 4]), torch.Size([1000, 4]))
+    >>> torch.allclose(out, x.to_dense() @ layer.weight + layer.bias)
+    True
+
+    The weight's gradient holds the rows of the features the batch touched:
+
+    >>> out.sum().backward()
+    >>> grad = layer.weight.grad.coalesce()
+    >>> grad.is_sparse, grad.indices()[0].tolist()
+    (True, [5, 7, 900])
     """
 
     in_axis = 0
@@ -245,7 +268,9 @@ class MLPModule(nn.Module):
     >>> import torch
     >>> from skprune import MLPModule
     >>> module = MLPModule(n_features=1000, n_classes=3, hidden_layer_sizes=(32,))
-    >>> x = torch.sparse_csr_tensor([0, 2, 3], [5, 900, 7], [1.0, 0.5, 2.0], (2, 1000))
+    >>> x = torch.sparse_csr_tensor(
+    ...     [0, 2, 3], [5, 900, 7], [1.0, 0.5, 2.0], (2, 1000), check_invariants=True
+    ... )
     >>> module(x).shape
     torch.Size([2, 3])
     """

@@ -436,14 +436,26 @@ class LazyAdam(Optimizer):
     --------
     >>> import torch
     >>> from skprune.optim import LazyAdam
+    >>> _ = torch.manual_seed(0)
     >>> bag = torch.nn.EmbeddingBag(1000, 8, mode="sum", sparse=True)
     >>> head = torch.nn.Linear(8, 1)
     >>> opt = LazyAdam([*bag.parameters(), *head.parameters()], lr=1e-2)
+    >>> before = bag.weight.detach().clone()
     >>> x = torch.tensor([[1, 5], [7, 9]])
     >>> loss = head(bag(x)).pow(2).mean()
     >>> loss.backward()
+    >>> bag.weight.grad.is_sparse
+    True
     >>> opt.step()
     >>> opt.zero_grad()
+
+    Only the four rows the batch touched moved, and only their moments are set:
+
+    >>> torch.nonzero((bag.weight != before).any(dim=1)).flatten().tolist()
+    [1, 5, 7, 9]
+    >>> state = opt.state[bag.weight]
+    >>> state["step"].item(), torch.count_nonzero(state["exp_avg"].any(dim=1)).item()
+    (1.0, 4)
     """
 
     def __init__(

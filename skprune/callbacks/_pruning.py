@@ -145,6 +145,45 @@ class Pruning(Callback):
         parameter; from ``fit``, before training, when nothing can be pruned or
         the ratio cannot be reached, and during training, when the training loss
         is not finite (naming the epoch and the phase).
+
+    See Also
+    --------
+    skprune.PrunedClassifier : Drives this callback from ``fit``.
+
+    Examples
+    --------
+    A plain skorch net, trained for the schedule's ``total_epochs``: 2 dense
+    epochs, then one-shot pruning of 90% of the first layer and 1 epoch of
+    retraining:
+
+    >>> import torch
+    >>> from skorch import NeuralNetClassifier
+    >>> from skprune import MLPModule
+    >>> from skprune.callbacks import Pruning, PruningProgress
+    >>> from skprune.datasets import make_text_classification
+    >>> X, y = make_text_classification(
+    ...     100, 500, n_classes=2, n_topic_words=20, random_state=0
+    ... )
+    >>> pruning = Pruning(prune_ratio=0.9, train_epochs=2, retrain_epochs=1)
+    >>> pruning.total_epochs
+    3
+    >>> net = NeuralNetClassifier(
+    ...     MLPModule,
+    ...     module__n_features=500,
+    ...     module__n_classes=2,
+    ...     module__hidden_layer_sizes=(16,),
+    ...     criterion=torch.nn.CrossEntropyLoss,
+    ...     max_epochs=pruning.total_epochs,
+    ...     callbacks=[pruning],
+    ...     train_split=None,
+    ...     verbose=0,
+    ... ).fit(X.toarray(), y)
+    >>> pruning.steps_, list(pruning.masks_)
+    ([PruningStep(epoch=2.0, ratio=0.9)], ['layers.0.weight'])
+    >>> round(pruning.sparsity(net.module_), 3)
+    0.9
+    >>> int(torch.count_nonzero(net.module_.layers[0].weight))
+    800
     """
 
     _parameter_constraints: dict = {

@@ -44,6 +44,35 @@ class PruningProgress(Callback):
         Printed at the start of each line, for example ``"fold 2/5  "``.
     sink : callable, default=print
         Called with each line.
+
+    Examples
+    --------
+    On a plain skorch net, next to its :class:`~skprune.callbacks.Pruning`
+    callback; here the lines are collected instead of printed:
+
+    >>> import torch
+    >>> from skorch import NeuralNetClassifier
+    >>> from skprune import MLPModule
+    >>> from skprune.callbacks import Pruning, PruningProgress
+    >>> from skprune.datasets import make_text_classification
+    >>> X, y = make_text_classification(
+    ...     100, 500, n_classes=2, n_topic_words=20, random_state=0
+    ... )
+    >>> pruning = Pruning(prune_ratio=0.9, train_epochs=2, retrain_epochs=1)
+    >>> lines = []
+    >>> net = NeuralNetClassifier(
+    ...     MLPModule,
+    ...     module__n_features=500,
+    ...     module__n_classes=2,
+    ...     module__hidden_layer_sizes=(16,),
+    ...     criterion=torch.nn.CrossEntropyLoss,
+    ...     max_epochs=pruning.total_epochs,
+    ...     callbacks=[pruning, PruningProgress(prefix="run 1  ", sink=lines.append)],
+    ...     train_split=None,
+    ...     verbose=0,
+    ... ).fit(X.toarray(), y)
+    >>> len(lines), lines[0].split("  loss")[0]
+    (1, 'run 1  round 1/1  ratio 0.900  sparsity 0.900')
     """
 
     def __init__(self, prefix: str = "", sink=print) -> None:
@@ -86,7 +115,36 @@ class PruningProgress(Callback):
 
 
 def format_round(row: dict, n_rounds: int, seconds: float) -> str:
-    """One pruning-history row as a progress line (see :class:`PruningProgress`)."""
+    """One pruning-history row as a progress line (see :class:`PruningProgress`).
+
+    Parameters
+    ----------
+    row : dict
+        A row of a :class:`~skprune.callbacks.Pruning` callback's ``history_``:
+        ``round``, ``target_ratio``, ``sparsity``, and ``loss_`` and ``score_``
+        ``before``, ``after`` and ``retrained`` (None or missing: ``n/a``);
+        ``heldout_score`` if any.
+    n_rounds : int
+        Rounds in the schedule.
+    seconds : float
+        Time the round took.
+
+    Returns
+    -------
+    line : str
+
+    Examples
+    --------
+    >>> from skprune.progress import format_round
+    >>> row = {
+    ...     "round": 1, "target_ratio": 0.9, "sparsity": 0.9,
+    ...     "loss_before": 0.5, "loss_after": 1.25, "loss_retrained": 0.625,
+    ...     "score_before": 0.875, "score_after": 0.5, "score_retrained": None,
+    ... }
+    >>> print(format_round(row, 2, 1.5))
+    round 1/2  ratio 0.900  sparsity 0.900  loss 0.5 -> 1.25 -> 0.625  \
+score 0.875 -> 0.500 -> n/a  1.5 s
+    """
     parts = [
         f"round {row['round']}/{n_rounds}",
         f"ratio {row['target_ratio']:.3f}",

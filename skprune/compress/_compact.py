@@ -99,6 +99,35 @@ class CompactMLP:
         If any of these is inconsistent, out of range or not finite.
     TypeError
         If a weight is neither a numpy array nor a scipy.sparse CSR matrix.
+
+    Examples
+    --------
+    A 2-unit network that reads columns 0 and 3 of a 4-column input:
+
+    >>> import numpy as np
+    >>> from skprune.compress import CompactMLP
+    >>> first = np.array([[1.0, -1.0], [0.5, 2.0]], dtype=np.float32)
+    >>> network = CompactMLP(
+    ...     n_features=4,
+    ...     input_index=[0, 3],
+    ...     weights=[first, np.ones((2, 1), dtype=np.float32)],
+    ...     biases=[np.zeros(2), np.zeros(1)],
+    ... )
+    >>> network
+    CompactMLP(n_features=4, layers=[2x2 row-sparse (100.0% kept), 2x1 dense \
+(100.0% kept)], activation='relu')
+
+    Column 0 is 1 and column 3 is 2, so the hidden units are ``relu([2, 3])``:
+
+    >>> network.decision_function(np.array([[1.0, 9.0, 9.0, 2.0]])).tolist()
+    [[5.0]]
+    >>> network.nbytes
+    52
+    >>> CompactMLP(4, [0, 4], network.weights, network.biases)
+    Traceback (most recent call last):
+    ...
+    ValueError: input_index holds feature 4, but the network takes 4 features: \
+each must be in [0, 3].
     """
 
     n_features: int
@@ -394,6 +423,21 @@ def choose_layouts(weights) -> list[str]:
         ``"csr"`` where the compiled CSR product wins, otherwise
         ``"row-sparse"`` for the first layer and ``"dense"`` for the others;
         ``"dense"`` everywhere when numba is not installed.
+
+    Examples
+    --------
+    A layer with 1% of its weights left multiplies as CSR:
+
+    >>> import numpy as np
+    >>> import scipy.sparse as sp
+    >>> from skprune.compress import LAYOUTS, choose_layouts
+    >>> LAYOUTS
+    ('csr', 'row-sparse', 'dense')
+    >>> thin = sp.random(100, 10, density=0.01, format="csr", random_state=0)
+    >>> choose_layouts([thin, np.ones((10, 3))])
+    ['csr', 'dense']
+    >>> choose_layouts([np.ones((100, 10)), thin.T.tocsr()])
+    ['row-sparse', 'csr']
     """
     if not _kernels.HAVE_NUMBA:
         return ["dense"] * len(weights)
@@ -445,6 +489,36 @@ def compact_mlp(module: MLPModule) -> CompactMLP:
     Returns
     -------
     compact : CompactMLP
+
+    Raises
+    ------
+    TypeError
+        If ``module`` is not an :class:`~skprune.MLPModule`.
+
+    Examples
+    --------
+    Input 1 and hidden unit 2 are dead; the compact network leaves them out
+    and computes what the module computes:
+
+    >>> import numpy as np
+    >>> import torch
+    >>> from skprune import MLPModule
+    >>> from skprune.compress import compact_mlp
+    >>> _ = torch.manual_seed(0)
+    >>> module = MLPModule(n_features=6, n_classes=2, hidden_layer_sizes=(4,)).eval()
+    >>> with torch.no_grad():
+    ...     module.layers[0].weight[1] = 0.0
+    ...     module.layers[1].weight[:, 2] = 0.0
+    >>> compact = compact_mlp(module)
+    >>> compact
+    CompactMLP(n_features=6, layers=[5x3 row-sparse (100.0% kept), 3x2 dense \
+(100.0% kept)], activation='relu')
+    >>> compact.input_index.tolist()
+    [0, 2, 3, 4, 5]
+    >>> x = torch.rand(3, 6)
+    >>> outputs = module(x).detach().numpy()
+    >>> bool(np.allclose(compact.decision_function(x.numpy()), outputs, atol=1e-6))
+    True
     """
     _check_mlp(module)
     activation = _ACTIVATION_NAMES[type(module.activation)]

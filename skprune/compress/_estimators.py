@@ -110,9 +110,45 @@ class CompressedClassifier(ClassifierMixin, CompressedModel):
     ----------
     classes_ : ndarray of shape (n_classes,)
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
         The fitted estimator's, defined only when it has them; ``X`` given
         as a DataFrame must then have these columns, in this order.
+
+    See Also
+    --------
+    skprune.PrunedClassifier.compress : What makes it.
+
+    Examples
+    --------
+    Pruning 90% of the 16 hidden units leaves 2, and only they remain:
+
+    >>> import numpy as np
+    >>> from skprune import PrunedClassifier, default_classifier_net
+    >>> from skprune.datasets import make_text_classification
+    >>> X, y = make_text_classification(
+    ...     200, 1000, n_classes=3, n_topic_words=50, random_state=0
+    ... )
+    >>> net = default_classifier_net().set_params(
+    ...     max_epochs=2, module__hidden_layer_sizes=(16,)
+    ... )
+    >>> clf = PrunedClassifier(
+    ...     net, prune_ratio=0.9, granularity="neuron", random_state=0
+    ... )
+    >>> small = clf.fit(X, y).compress()
+    >>> small.network
+    CompactMLP(n_features=1000, layers=[1000x2 row-sparse (100.0% kept), 2x3 dense \
+(100.0% kept)], activation='relu')
+    >>> small.classes_.tolist(), small.predict(X[:4]).shape
+    ([0, 1, 2], (4,))
+    >>> bool(np.allclose(small.predict_proba(X), clf.predict_proba(X), atol=1e-5))
+    True
+    >>> small.fit(X, y)
+    Traceback (most recent call last):
+    ...
+    TypeError: CompressedClassifier cannot be trained: it is the prediction-only \
+model made by compress(). Fit the pruned estimator and compress it again, or wrap \
+the fitted pipeline in sklearn.frozen.FrozenEstimator to pass it to code that \
+calls fit.
     """
 
     def __init__(self, network: CompactMLP, classes) -> None:
@@ -156,8 +192,38 @@ class CompressedRegressor(RegressorMixin, CompressedModel):
     ----------
     n_outputs_ : int
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
         The fitted estimator's, defined only when it has them.
+
+    See Also
+    --------
+    skprune.PrunedRegressor.compress : What makes it.
+
+    Examples
+    --------
+    Two targets, and 90% of the 16 hidden units pruned:
+
+    >>> import numpy as np
+    >>> from skprune import PrunedRegressor, default_regressor_net
+    >>> from skprune.datasets import make_text_classification
+    >>> X, labels = make_text_classification(
+    ...     200, 1000, n_classes=3, n_topic_words=50, random_state=0
+    ... )
+    >>> y = np.c_[labels, -labels].astype(float)
+    >>> net = default_regressor_net().set_params(
+    ...     max_epochs=2, module__hidden_layer_sizes=(16,)
+    ... )
+    >>> reg = PrunedRegressor(
+    ...     net, prune_ratio=0.9, granularity="neuron", random_state=0
+    ... ).fit(X, y)
+    >>> small = reg.compress()
+    >>> small.network
+    CompactMLP(n_features=1000, layers=[1000x2 row-sparse (100.0% kept), 2x2 dense \
+(100.0% kept)], activation='relu')
+    >>> small.n_outputs_, small.predict(X[:4]).shape
+    (2, (4, 2))
+    >>> bool(np.allclose(small.predict(X), reg.predict(X), atol=1e-4))
+    True
     """
 
     def __init__(self, network: CompactMLP) -> None:

@@ -52,6 +52,25 @@ def structure_to_keep(module: MLPModule) -> tuple[torch.Tensor, list[torch.Tenso
         Positions of the kept input features.
     units : list of torch.Tensor of int64
         Positions of the kept units, one tensor per hidden layer.
+
+    Raises
+    ------
+    TypeError
+        If ``module`` is not an :class:`~skprune.MLPModule`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skprune import MLPModule
+    >>> from skprune.compress import shrink_mlp_, structure_to_keep
+    >>> _ = torch.manual_seed(0)
+    >>> module = MLPModule(n_features=6, n_classes=2, hidden_layer_sizes=(4,)).eval()
+    >>> with torch.no_grad():
+    ...     module.layers[0].weight[[1, 4]] = 0.0  # inputs 1 and 4 are read by no unit
+    ...     module.layers[1].weight[:, 2] = 0.0  # unit 2 feeds no output
+    >>> inputs, units = structure_to_keep(module)
+    >>> inputs.tolist(), [u.tolist() for u in units]
+    ([0, 2, 3, 5], [[0, 1, 3]])
     """
     _check_mlp(module)
     weights = [_in_major(layer) for layer in module.layers]
@@ -102,6 +121,36 @@ def shrink_mlp_(
     units : list of torch.Tensor of int64
         Unit positions to keep in each hidden layer, relative to its current
         units.
+
+    Raises
+    ------
+    TypeError
+        If ``module`` is not an :class:`~skprune.MLPModule`.
+    ValueError
+        If ``units`` does not hold one index tensor per hidden layer.
+
+    Examples
+    --------
+    Cutting out what :func:`structure_to_keep` finds dead leaves the function
+    the module computes as it was, on inputs of the same width:
+
+    >>> import torch
+    >>> from skprune import MLPModule
+    >>> from skprune.compress import shrink_mlp_, structure_to_keep
+    >>> _ = torch.manual_seed(0)
+    >>> module = MLPModule(n_features=6, n_classes=2, hidden_layer_sizes=(4,)).eval()
+    >>> with torch.no_grad():
+    ...     module.layers[0].weight[[1, 4]] = 0.0  # inputs 1 and 4 are read by no unit
+    ...     module.layers[1].weight[:, 2] = 0.0  # unit 2 feeds no output
+    >>> x = torch.rand(3, 6)
+    >>> before = module(x)
+    >>> shrink_mlp_(module, *structure_to_keep(module))
+    >>> module.layers[0].weight.shape, module.hidden_layer_sizes
+    (torch.Size([4, 3]), (3,))
+    >>> module.layers[0].input_index.tolist()
+    [0, 2, 3, 5]
+    >>> torch.allclose(module(x), before, atol=1e-6)
+    True
     """
     _check_mlp(module)
     layers = list(module.layers)
