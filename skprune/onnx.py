@@ -385,6 +385,16 @@ def to_onnx(
     -------
     onnx_model : onnx.ModelProto
 
+    Raises
+    ------
+    TypeError
+        If the model's net cannot be exported (not an
+        :class:`~skprune.MLPModule`, or a classifier not trained with
+        ``CrossEntropyLoss``).
+    ValueError
+        If neither ``X`` nor ``initial_types`` says the input's type for a
+        pipeline, or the classes are neither integers nor strings.
+
     Examples
     --------
     A compressed classifier that reads columns 0 and 2 of three:
@@ -405,16 +415,6 @@ def to_onnx(
     (['no', 'yes'], ['no', 'yes'])
     >>> proba.astype(float).round(3).tolist()
     [[0.881, 0.119], [0.119, 0.881]]
-
-    Raises
-    ------
-    TypeError
-        If the model's net cannot be exported (not an
-        :class:`~skprune.MLPModule`, or a classifier not trained with
-        ``CrossEntropyLoss``).
-    ValueError
-        If neither ``X`` nor ``initial_types`` says the input's type for a
-        pipeline, or the classes are neither integers nor strings.
     """
     register()
     final = model[-1] if hasattr(model, "steps") else model

@@ -42,7 +42,9 @@ PARSER = doctest.DocTestParser()
 def public_modules() -> list:
     names = ["skprune"]
     for info in pkgutil.walk_packages(skprune.__path__, "skprune."):
-        if not any(part.startswith("_") for part in info.name.split(".")):
+        parts = info.name.split(".")
+        # skprune/conftest.py is pytest's settings for the doctests, not an API module
+        if not any(part.startswith("_") for part in parts) and parts[-1] != "conftest":
             names.append(info.name)
     return [importlib.import_module(name) for name in names]
 
