@@ -383,6 +383,9 @@ n_params_, n_nonzero_params_, support_, pruning_report_, pruning_history_, flops
         pruning = _PathPruning(ratios=ratios, **params).initialize()
         pruning.heldout_ = heldout
         pruning.prefix_ = prefix
+        # A fold's held-out score selects: the history's passes over its
+        # training data are skipped there; the refit's history_ keeps them.
+        pruning.round_log.evaluations = heldout is None
         return pruning
 
     def _net_params(self, net, pruning) -> dict:

@@ -103,6 +103,25 @@ def test_format_round_shows_missing_values_and_a_held_out_score():
     )
 
 
+def test_format_round_of_a_row_not_evaluated_shows_no_loss_nor_score():
+    row = {
+        "round": 1,
+        "target_ratio": 0.5,
+        "sparsity": 0.5,
+        "evaluated_on": None,
+        "loss_before": None,
+        "loss_after": None,
+        "loss_retrained": None,
+        "score_before": None,
+        "score_after": None,
+        "score_retrained": None,
+        "heldout_score": 0.75,
+    }
+    assert format_round(row, 2, 0.5) == (
+        "round 1/2  ratio 0.500  sparsity 0.500  held-out 0.750  0.5 s"
+    )
+
+
 def test_progress_callback_on_a_plain_skorch_net_with_prefix_and_sink(text_data):
     X, y = text_data
     X = X[:, :200].toarray()

@@ -33,7 +33,8 @@ class PruningProgress(Callback):
     the net's score before pruning, right after it and after retraining, and the
     seconds since the previous line (the first line includes dense training). A
     row with a ``"heldout_score"`` (:class:`~skprune.PrunedClassifierCV` adds it)
-    also shows that score.
+    also shows that score; a row that was not evaluated (the search's folds,
+    whose held-out score selects) shows no loss and score.
 
     The estimators hand it the log with :meth:`follow`; on a plain skorch net it
     follows the log of the net's ``Pruning`` callback from ``on_train_begin``.
@@ -91,9 +92,12 @@ def format_round(row: dict, n_rounds: int, seconds: float) -> str:
         f"round {row['round']}/{n_rounds}",
         f"ratio {row['target_ratio']:.3f}",
         f"sparsity {row['sparsity']:.3f}",
-        "loss " + _chain(row, "loss", ".4g"),
-        "score " + _chain(row, "score", ".3f"),
     ]
+    if row.get("evaluated_on", "training") is not None:  # None: not evaluated
+        parts += [
+            "loss " + _chain(row, "loss", ".4g"),
+            "score " + _chain(row, "score", ".3f"),
+        ]
     if row.get("heldout_score") is not None:
         parts.append(f"held-out {row['heldout_score']:.3f}")
     parts.append(f"{seconds:.1f} s")
