@@ -113,9 +113,9 @@ min_keep, prune_output, prune_bias, layers
         (whose ``random_state`` says what a module of your own must do for
         ``n_jobs`` not to matter).
     verbose : int, default=0
-        1 prints one line per fold and ratio (see
-        :class:`skprune.progress.PruningProgress`, plus the held-out score), and
-        per ratio of the refit; 0 is silent.
+        1 prints one line per epoch of dense training and one per ratio, in
+        each fold (see :class:`skprune.progress.PruningProgress`; a fold's
+        ratio line shows its held-out score) and in the refit; 0 is silent.
     class_weight : dict, "balanced" or None, default=None
         As in :class:`PrunedClassifier`: weights of the classes in the training
         loss of every fold and of the refit (held-out scores are unweighted).

@@ -290,8 +290,11 @@ def test_verbose_prints_one_line_per_fold_and_ratio(text_data, capsys):
         assert all("held-out" in line for line in rounds)
         # The folds' rows are not evaluated on the training data: no loss.
         assert not any("loss" in line for line in rounds)
+        dense = [line for line in lines if line.startswith(f"{fold}  epoch")]
+        assert [line.split()[3] for line in dense] == ["1/3", "2/3", "3/3"]
     refit = [line for line in lines if line.startswith("refit  round")]
     assert len(refit) == len(clf.pruning_history_)
+    assert sum(line.startswith("refit  epoch") for line in lines) == 3
     assert all(" loss " in line and " score " in line for line in refit)
 
 

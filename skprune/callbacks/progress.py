@@ -1,10 +1,12 @@
-"""Progress lines while a pruned network trains: one line per pruning round.
+"""Progress lines while a pruned network trains: one line per epoch of dense
+training, then one line per pruning round.
 
 :class:`PruningProgress` is a skorch callback that reads the round
 log that the :class:`~skprune.callbacks.Pruning` callback writes (its
-``round_log``, the rows of ``history_``) and prints each row once its retraining
-is over. ``PrunedClassifier(verbose=1)`` and ``PrunedClassifierCV(verbose=1)``
-add it, handed that log; skorch's own epoch table stays under the wrapped net's
+``round_log``, the rows of ``history_``): it prints each epoch while no round
+has begun, and each row once its retraining is over.
+``PrunedClassifier(verbose=1)`` and ``PrunedClassifierCV(verbose=1)`` add it,
+handed that log; skorch's own epoch table stays under the wrapped net's
 ``verbose``.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import time
 
+from sklearn.base import BaseEstimator
 from skorch.callbacks import Callback
 
 from .._core.rounds import RoundLog
@@ -21,17 +24,20 @@ __all__ = ["PruningProgress", "format_round"]
 
 
 class PruningProgress(Callback):
-    """Print one line per pruning round of a :class:`~skprune.callbacks.Pruning`
-    callback's round log.
+    """Print one line per epoch of dense training, then one line per pruning
+    round of a :class:`~skprune.callbacks.Pruning` callback's round log.
 
-    A line reads::
+    An epoch of dense training reads ``epoch 2/6  dense training  loss 0.6931
+    1.5 s``: the epoch, the epochs of dense training, the net's ``train_loss``
+    (and ``valid_loss`` when the net splits off validation data) and the
+    seconds since the previous line. A round reads::
 
         round 1/2  ratio 0.900  sparsity 0.900  loss 0.41 -> 1.20 -> 0.45
         score 0.880 -> 0.610 -> 0.870  12.3 s
 
     (on one line): the round, its target ratio, the sparsity reached, the loss and
     the net's score before pruning, right after it and after retraining, and the
-    seconds since the previous line (the first line includes dense training). A
+    seconds since the previous line (the last epoch of dense training's). A
     row with a ``"heldout_score"`` (:class:`~skprune.PrunedClassifierCV` adds it)
     also shows that score; a row that was not evaluated (the search's folds,
     whose held-out score selects) shows no loss and score.
@@ -51,6 +57,12 @@ class PruningProgress(Callback):
         self.prefix = prefix
         self.sink = sink
 
+    @classmethod
+    def _get_param_names(cls):
+        # skorch lists every attribute not ending in "_", private state
+        # included; the parameters are the constructor's (see Pruning).
+        return BaseEstimator._get_param_names.__func__(cls)
+
     def follow(self, log: RoundLog) -> PruningProgress:
         """Print the rows of ``log`` (a ``Pruning`` callback's ``round_log``)."""
         self.log_ = log
@@ -67,7 +79,17 @@ class PruningProgress(Callback):
         if self.last_time_ is None:
             self.last_time_ = time.perf_counter()
 
+    def on_epoch_begin(self, net, **kwargs):
+        log = getattr(self, "log_", None)
+        self._dense_epoch = log is not None and log.dense
+
     def on_epoch_end(self, net, **kwargs):
+        # Decided at the epoch's begin: the last dense epoch ends in a pruning step.
+        if getattr(self, "_dense_epoch", False):
+            line = _format_dense_epoch(
+                net.history[-1], self.log_.dense_epochs, self._seconds()
+            )
+            self.sink(self.prefix + line)
         self._print_finished()
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
@@ -78,12 +100,25 @@ class PruningProgress(Callback):
         if log is None:
             return
         for row in log.closed_since(self.printed_):
-            now = time.perf_counter()
-            self.sink(
-                self.prefix + format_round(row, log.n_rounds, now - self.last_time_)
-            )
-            self.last_time_ = now
+            self.sink(self.prefix + format_round(row, log.n_rounds, self._seconds()))
             self.printed_ += 1
+
+    def _seconds(self) -> float:
+        """Seconds since the previous line, which the caller is printing now."""
+        now = time.perf_counter()
+        seconds, self.last_time_ = now - self.last_time_, now
+        return seconds
+
+
+def _format_dense_epoch(epoch: dict, dense_epochs: int, seconds: float) -> str:
+    """An epoch of dense training as a progress line (see
+    :class:`PruningProgress`), from the net's history row of that epoch."""
+    parts = [f"epoch {epoch['epoch']}/{dense_epochs}", "dense training"]
+    for key, label in (("train_loss", "loss"), ("valid_loss", "valid loss")):
+        if epoch.get(key) is not None:
+            parts.append(f"{label} {epoch[key]:.4g}")
+    parts.append(f"{seconds:.1f} s")
+    return "  ".join(parts)
 
 
 def format_round(row: dict, n_rounds: int, seconds: float) -> str:
