@@ -252,5 +252,79 @@ def test_the_printers_parameters_are_its_constructors_after_a_fit(text_data):
     X, y = text_data
     clf = fit(X, y, prune_ratio=0.5, verbose=1)
     progress = dict(clf.estimator_.callbacks_)["pruning_progress"]
-    assert set(progress.get_params()) == {"prefix", "sink"}
-    assert set(clone(progress).get_params()) == {"prefix", "sink"}
+    assert set(progress.get_params()) == {"prefix", "sink", "pruning"}
+    assert set(clone(progress).get_params()) == {"prefix", "sink", "pruning"}
+
+
+# A plain skorch net: the printer follows the Pruning callback it names ---------
+
+
+def two_pruning_net(progress, n_features=200):
+    """A plain net pruned by two callbacks, one per layer, at different ratios."""
+    first = Pruning(0.5, train_epochs=1, retrain_epochs=1, layers=["0.weight"])
+    second = Pruning(0.25, train_epochs=1, retrain_epochs=1, layers=["2.weight"])
+    second.set_params(prune_output=True)
+    return NeuralNetClassifier(
+        torch.nn.Sequential(
+            torch.nn.Linear(n_features, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)
+        ),
+        criterion=torch.nn.CrossEntropyLoss,
+        max_epochs=first.total_epochs,
+        train_split=None,
+        callbacks=[("first", first), ("second", second), ("progress", progress)],
+        verbose=0,
+    )
+
+
+def test_a_printer_follows_the_pruning_callback_it_names_among_several(text_data):
+    X, y = text_data
+    lines = []
+    net = two_pruning_net(PruningProgress(pruning="second", sink=lines.append))
+    net.fit(X[:, :200].toarray(), y)
+    callbacks = dict(net.callbacks_)
+    assert callbacks["progress"].log_ is callbacks["second"].round_log
+    (line,) = round_lines("\n".join(lines))
+    assert line.startswith("round 1/1  ratio 0.250  ")
+    # A clone has no log_: it finds the named callback of its own net again.
+    lines.clear()
+    clone(net).fit(X[:, :200].toarray(), y)
+    assert round_lines("\n".join(lines))[0].startswith("round 1/1  ratio 0.250  ")
+
+
+@pytest.mark.parametrize(
+    ("pruning", "match"),
+    [
+        (None, r"the net has 2 \(\['first', 'second'\]\).*pruning=<its name>"),
+        ("third", r"pruning='third'.*no Pruning callback of that name"),
+        ("progress", r"pruning='progress'.*are \['first', 'second'\]"),
+    ],
+)
+def test_a_printer_refuses_an_ambiguous_or_missing_pruning_before_training(
+    text_data, pruning, match
+):
+    X, y = text_data
+    net = two_pruning_net(PruningProgress(pruning=pruning, sink=print))
+    with pytest.raises(ValueError, match=match):
+        net.fit(X[:, :200].toarray(), y)
+    assert len(net.history) == 0  # not an epoch trained
+
+
+def test_a_printer_on_a_net_without_pruning_says_so(text_data):
+    X, y = text_data
+    net = NeuralNetClassifier(
+        torch.nn.Linear(200, 3),
+        criterion=torch.nn.CrossEntropyLoss,
+        train_split=None,
+        callbacks=[("progress", PruningProgress())],
+        verbose=0,
+    )
+    with pytest.raises(ValueError, match=r"has 0 \(\[\]\): add one to its callbacks"):
+        net.fit(X[:, :200].toarray(), y)
+
+
+@pytest.mark.parametrize(
+    "params", [{"pruning": 3}, {"prefix": None}, {"sink": "print"}]
+)
+def test_the_printers_parameters_are_validated_at_initialize(params):
+    with pytest.raises(ValueError, match=f"'{next(iter(params))}' parameter"):
+        PruningProgress(**params).initialize()

@@ -1,6 +1,7 @@
 """A saved Pruning callback's state comes back into its pure-torch pieces (the
 schedule cursor, the rewind snapshot, the gradient sums, the round log), from a
-file committed before they existed, and a loaded estimator refits as a fresh one."""
+file committed before they existed, and a loaded estimator refits as a fresh one;
+a progress printer saved before its ``pruning`` parameter loads."""
 
 import json
 from pathlib import Path
@@ -8,11 +9,14 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 import torch
+from conftest import small_net
 from sklearn.base import clone
+from test_persistence_attacks import forge, net_params
 
 import skprune
 from skprune._core.rounds import is_retraining
 from skprune.callbacks import Pruning
+from skprune.datasets import make_text_classification
 from skprune.persistence._nets import _pruning_state
 
 DATA = Path(__file__).parent / "data"
@@ -71,3 +75,29 @@ def test_a_loaded_estimator_refits_to_what_a_fresh_clone_fits():
         fresh.decision_function(X), refit.decision_function(X)
     )
     assert fresh.pruning_history_ == refit.pruning_history_
+
+
+def test_a_printer_saved_before_it_had_a_pruning_parameter_loads_with_none(tmp_path):
+    X, y = make_text_classification(
+        60, 30, n_classes=3, n_topic_words=3, random_state=0
+    )
+    net = small_net(max_epochs=1)
+    clf = skprune.PrunedClassifier(net, verbose=1, retrain_epochs=1, random_state=0)
+    clf.fit(X, y)
+    path = tmp_path / "m.skprune"
+    skprune.save(clf, path)
+
+    def as_before(document):
+        (progress,) = [
+            entry["__tuple__"][1]
+            for entry in net_params(document)["callbacks"]
+            if entry["__tuple__"][0] == "pruning_progress"
+        ]
+        del progress["fields"]["pruning"]
+        return document
+
+    forge(path, as_before)
+    loaded = skprune.load(path)
+    progress = dict(loaded.estimator_.callbacks_)["pruning_progress"]
+    assert progress.pruning is None
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))

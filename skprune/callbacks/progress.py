@@ -17,6 +17,7 @@ import time
 from sklearn.base import BaseEstimator
 from skorch.callbacks import Callback
 
+from .._compat import validate_parameter_constraints
 from .._core.rounds import RoundLog
 from ._pruning import Pruning
 
@@ -42,8 +43,9 @@ class PruningProgress(Callback):
     also shows that score; a row that was not evaluated (the search's folds,
     whose held-out score selects) shows no loss and score.
 
-    The estimators hand it the log with :meth:`follow`; on a plain skorch net it
-    follows the log of the net's ``Pruning`` callback from ``on_train_begin``.
+    The estimators hand it the log with :meth:`follow`. On a plain skorch net,
+    not handed one, it follows the round log of the net's ``Pruning`` callback
+    that ``pruning`` names, from ``on_train_begin``.
 
     Parameters
     ----------
@@ -51,11 +53,55 @@ class PruningProgress(Callback):
         Printed at the start of each line, for example ``"fold 2/5  "``.
     sink : callable, default=print
         Called with each line.
+    pruning : str or None, default=None
+        The name, among the net's ``callbacks``, of the
+        :class:`~skprune.callbacks.Pruning` callback to follow; None means the
+        net's only one.
+
+    Raises
+    ------
+    ValueError
+        From ``on_train_begin``, before any training, when the printer was not
+        handed a log and the net has no ``Pruning`` callback by that name (for
+        ``pruning=None``: none, or several).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import torch
+    >>> from skorch import NeuralNetClassifier
+    >>> from skprune.callbacks import Pruning, PruningProgress
+    >>> X = np.random.default_rng(0).random((40, 4), dtype=np.float32)
+    >>> y = (X[:, 0] > 0.5).astype(np.int64)
+    >>> pruning = Pruning(0.5, train_epochs=2, retrain_epochs=1)
+    >>> lines = []
+    >>> net = NeuralNetClassifier(
+    ...     torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2)),
+    ...     criterion=torch.nn.CrossEntropyLoss,
+    ...     max_epochs=pruning.total_epochs,
+    ...     train_split=None,
+    ...     verbose=0,
+    ...     callbacks=[
+    ...         ("prune", pruning),
+    ...         ("progress", PruningProgress(pruning="prune", sink=lines.append)),
+    ...     ],
+    ... ).fit(X, y)
+    >>> [line.split("  ")[0] for line in lines]
+    ['epoch 1/2', 'epoch 2/2', 'round 1/1']
     """
 
-    def __init__(self, prefix: str = "", sink=print) -> None:
+    _parameter_constraints: dict = {
+        "prefix": [str],
+        "sink": [callable],
+        "pruning": [str, None],
+    }
+
+    def __init__(
+        self, prefix: str = "", sink=print, pruning: str | None = None
+    ) -> None:
         self.prefix = prefix
         self.sink = sink
+        self.pruning = pruning
 
     @classmethod
     def _get_param_names(cls):
@@ -69,13 +115,18 @@ class PruningProgress(Callback):
         return self
 
     def initialize(self):
+        validate_parameter_constraints(
+            self._parameter_constraints,
+            self.get_params(deep=False),
+            caller_name=type(self).__name__,
+        )
         self.printed_ = 0
         self.last_time_ = None
         return self
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         if getattr(self, "log_", None) is None:
-            self.log_ = _round_log_of(net)
+            self.log_ = _pruning_callback(net, self.pruning).round_log
         if self.last_time_ is None:
             self.last_time_ = time.perf_counter()
 
@@ -144,10 +195,26 @@ def _chain(row, kind, spec):
     return " -> ".join("n/a" if v is None else format(v, spec) for v in values)
 
 
-def _round_log_of(net) -> RoundLog | None:
-    """The round log of a plain net's ``Pruning`` callback, for a printer that
-    was not handed one."""
-    for _, callback in getattr(net, "callbacks_", []):
-        if isinstance(callback, Pruning):
-            return callback.round_log
-    return None
+def _pruning_callback(net, name: str | None) -> Pruning:
+    """The net's ``Pruning`` callback called ``name`` (None: its only one), for a
+    printer that was not handed a log."""
+    found = [
+        (key, callback)
+        for key, callback in getattr(net, "callbacks_", [])
+        if isinstance(callback, Pruning)
+    ]
+    names = [key for key, _ in found]
+    if name is not None:
+        if name not in names:
+            raise ValueError(
+                f"PruningProgress(pruning={name!r}): the net has no Pruning "
+                f"callback of that name; its Pruning callbacks are {names}."
+            )
+        return dict(found)[name]
+    if len(found) != 1:
+        raise ValueError(
+            f"PruningProgress follows the net's Pruning callback, but the net has "
+            f"{len(found)} ({names}): add one to its callbacks, or name the one to "
+            "follow with pruning=<its name>."
+        )
+    return found[0][1]

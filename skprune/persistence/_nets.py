@@ -478,8 +478,13 @@ def _set_pruning_state(callback, state: dict, net) -> None:
 
 
 def progress_rebuild(fields, decoder, where):
-    fields = take(fields, {"prefix": string, "sink": callable_value(decoder)}, where)
-    return PruningProgress(**fields)
+    spec = {
+        "prefix": string,
+        "sink": callable_value(decoder),
+        "pruning": optional(string),
+    }
+    # Files saved before ``pruning`` existed name no ``pruning``: None.
+    return PruningProgress(**take(fields, spec, where, optional=("pruning",)))
 
 
 def _progress_state(callback) -> dict:
