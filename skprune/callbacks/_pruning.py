@@ -8,6 +8,12 @@ their early values. What a step removes (weights, units, features) is its
 granularity's business (:mod:`skprune.granularity`). :class:`skprune.PrunedClassifier`
 drives it; users of a plain skorch net add it to ``callbacks`` and train for
 ``total_epochs`` epochs.
+
+What it keeps between hooks lives in pure-torch objects of ``skprune._core``,
+each tested without skorch: where training is in the schedule
+(``ScheduleCursor``), the rewind snapshot (``RewindSnapshot``), the gradient
+sums (``GradientSums``), the masks held on the weights (``MaskSet``) and the
+history rows (``RoundLog``).
 """
 
 from __future__ import annotations
