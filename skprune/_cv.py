@@ -84,7 +84,9 @@ class PrunedClassifierCV(PrunedClassifier):
         is accuracy. At each point of a fold's path it is called with a fitted
         :class:`PrunedClassifier` of that point: its ``prune_ratio`` the ratio
         reached, its ``sparsity_``, ``masks_``, ``pruning_report_`` and other
-        fitted attributes those of the network as it is scored.
+        fitted attributes those of the network as it is scored (the rows of
+        its ``pruning_history_`` hold no losses and scores: the folds skip
+        those passes over their training data).
     select : {"1se", "best"}, default="1se"
         ``"1se"``: the sparsest ratio whose mean score is at least the best mean
         score minus its standard error (the best ratio's standard deviation

@@ -593,13 +593,22 @@ def test_the_folds_skip_the_history_evaluations_and_select_as_before(
     text_data, monkeypatch
 ):
     X, y = text_data
+    seen = []
+
+    def accuracy(view, X_test, y_test):
+        seen.append([row["evaluated_on"] for row in view.pruning_history_])
+        return accuracy_score(y_test, view.predict(X_test))
+
     with monkeypatch.context() as patch:
         counted = _count_evaluated_rows(patch)
         _with_fold_evaluations(patch)
-        before = quick_cv(select="best").fit(X, y)
+        before = quick_cv(select="best", scoring=accuracy).fit(X, y)
         evaluated_before = sum(counted)
     counted = _count_evaluated_rows(monkeypatch)
-    after = quick_cv(select="best").fit(X, y)
+    seen.clear()
+    after = quick_cv(select="best", scoring=accuracy).fit(X, y)
+    # The scorer's view of a fold: rows not evaluated on the training data.
+    assert seen[-1] == [None, None] and {x for rows in seen for x in rows} == {None}
     for key in ("split0_test_score", "split1_test_score", "split2_test_score"):
         np.testing.assert_array_equal(after.cv_results_[key], before.cv_results_[key])
     assert after.prune_ratio_ == before.prune_ratio_
