@@ -158,9 +158,10 @@ class PrunedClassifier(ClassifierMixin, BasePruned):
         criterion to take ``reduction="none"`` (torch's losses do); the
         validation loss and the scores are unweighted.
     verbose : int, default=0
-        1 prints one line per pruning round (round, target ratio, sparsity
-        reached, loss and score before pruning, after it and after retraining,
-        seconds), see :class:`skprune.progress.PruningProgress`; 0 is silent.
+        1 prints one line per epoch of dense training (its loss), then one
+        line per pruning round (round, target ratio, sparsity reached, loss
+        and score before pruning, after it and after retraining, seconds), see
+        :class:`skprune.progress.PruningProgress`; 0 is silent.
         skorch's epoch table is the wrapped net's own ``verbose``.
 
     Attributes

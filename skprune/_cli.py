@@ -137,6 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
             "minute or two on 2 CPU cores."
         ),
     )
+    _add_data_options(parser)
+    _add_experiment_options(parser)
+    _add_run_options(parser)
+    return parser
+
+
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    """Where the data come from: a file instead of the built-in data."""
     parser.add_argument(
         "--data",
         metavar="FILE",
@@ -150,6 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="whether the --data file's feature indices start at 0 (default: auto, "
         "as scikit-learn: one-based unless some row has index 0)",
     )
+
+
+def _add_experiment_options(parser: argparse.ArgumentParser) -> None:
+    """What is cross-validated: the ratios, the folds, the built-in data's size,
+    the training and the seed."""
     parser.add_argument(
         "--ratios",
         type=parse_ratios,
@@ -192,6 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="seed of the built-in data, the folds and the networks "
         "(default: %(default)s)",
     )
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """What is written besides the table, and how many folds run at once."""
     parser.add_argument(
         "--plot",
         metavar="FILE",
@@ -212,7 +229,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="folds fitted in parallel, as in scikit-learn; -1 uses all cores "
         "(default: 1)",
     )
-    return parser
 
 
 # data ---------------------------------------------------------------------------

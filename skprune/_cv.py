@@ -84,7 +84,9 @@ class PrunedClassifierCV(PrunedClassifier):
         is accuracy. At each point of a fold's path it is called with a fitted
         :class:`PrunedClassifier` of that point: its ``prune_ratio`` the ratio
         reached, its ``sparsity_``, ``masks_``, ``pruning_report_`` and other
-        fitted attributes those of the network as it is scored.
+        fitted attributes those of the network as it is scored (the rows of
+        its ``pruning_history_`` hold no losses and scores: the folds skip
+        those passes over their training data).
     select : {"1se", "best"}, default="1se"
         ``"1se"``: the sparsest ratio whose mean score is at least the best mean
         score minus its standard error (the best ratio's standard deviation
@@ -113,9 +115,9 @@ min_keep, prune_output, prune_bias, layers
         (whose ``random_state`` says what a module of your own must do for
         ``n_jobs`` not to matter).
     verbose : int, default=0
-        1 prints one line per fold and ratio (see
-        :class:`skprune.progress.PruningProgress`, plus the held-out score), and
-        per ratio of the refit; 0 is silent.
+        1 prints one line per epoch of dense training and one per ratio, in
+        each fold (see :class:`skprune.progress.PruningProgress`; a fold's
+        ratio line shows its held-out score) and in the refit; 0 is silent.
     class_weight : dict, "balanced" or None, default=None
         As in :class:`PrunedClassifier`: weights of the classes in the training
         loss of every fold and of the refit (held-out scores are unweighted).
@@ -259,14 +261,14 @@ n_params_, n_nonzero_params_, support_, pruning_report_, pruning_history_, flops
         -------
         self : PrunedClassifierCV
         """
-        ratios = self._check_ratios()
+        ratios = _check_prune_ratios(self.prune_ratios)
         X_checked, y_checked, sample_weight = self._validated_data(X, y, sample_weight)
         split_params = self._split_params(sample_weight, groups)
         encoded = self._encode_targets(y_checked)
         # Weights that float32 cannot hold are refused before any fold trains.
         self._sample_weights(encoded, sample_weight)
         cv = check_cv(self.cv, encoded, classifier=True)
-        self._check_folds(cv, encoded)
+        _check_stratified_folds(cv, encoded, self.classes_, self.cv)
         scorer = check_scoring(self, scoring=self.scoring)
         seed = int(check_random_state(self.random_state).randint(2**31 - 1))
         splits = list(cv.split(X_checked, encoded, **split_params))
@@ -287,28 +289,21 @@ n_params_, n_nonzero_params_, support_, pruning_report_, pruning_history_, flops
             )
             for k, (train, test) in enumerate(splits)
         )
-        scores = np.array([r[0] for r in results])  # (n_splits, 1 + n_ratios)
-        times = np.array([r[1] for r in results])
-
-        candidates = np.concatenate([[0.0], ratios])
-        means, stds = scores.mean(axis=0), scores.std(axis=0)
-        index = _select(means, stds, n_splits, self.select)
-        self.cv_results_ = {
-            "param_prune_ratio": candidates,
-            "params": [{"prune_ratio": float(r)} for r in candidates],
-            **{f"split{k}_test_score": scores[k] for k in range(n_splits)},
-            "mean_test_score": means,
-            "std_test_score": stds,
-            "rank_test_score": rankdata(-means, method="min").astype(np.int32),
-            "mean_fit_time": times.mean(axis=0),
-            "std_fit_time": times.std(axis=0),
-        }
+        self.cv_results_ = _cv_results(
+            np.concatenate([[0.0], ratios]),
+            np.array([r[0] for r in results]),  # (n_splits, 1 + n_ratios)
+            np.array([r[1] for r in results]),
+        )
+        means = self.cv_results_["mean_test_score"]
+        index = _select(
+            means, self.cv_results_["std_test_score"], n_splits, self.select
+        )
         self.prune_ratios_ = ratios
         self.n_splits_ = n_splits
         self.scorer_ = scorer
         self.best_index_ = int(index)
         self.best_score_ = float(means[index])
-        self.prune_ratio_ = float(candidates[index])
+        self.prune_ratio_ = float(self.cv_results_["param_prune_ratio"][index])
 
         # The refit: the same path on all the data, up to the selected ratio.
         path = tuple(r for r in ratios if r <= self.prune_ratio_)
@@ -345,34 +340,6 @@ n_params_, n_nonzero_params_, support_, pruning_report_, pruning_history_, flops
             )
         )
 
-    def _check_ratios(self) -> np.ndarray:
-        ratios = np.asarray(self.prune_ratios, dtype=float)
-        if ratios.ndim != 1 or ratios.size == 0:
-            raise ValueError(
-                "prune_ratios must be a non-empty 1d list of ratios in [0, 1), got "
-                f"{self.prune_ratios!r}."
-            )
-        bad = ratios[~((ratios >= 0.0) & (ratios < 1.0))]
-        if bad.size:
-            raise ValueError(
-                f"prune_ratios must lie in [0, 1); got {bad[0]!r} in "
-                f"{list(self.prune_ratios)!r}."
-            )
-        return np.unique(ratios[ratios > 0.0])
-
-    def _check_folds(self, cv, encoded) -> None:
-        if not isinstance(cv, StratifiedKFold):
-            return
-        counts = np.bincount(encoded)
-        smallest = int(np.argmin(counts))
-        label = self.classes_[smallest : smallest + 1].tolist()[0]
-        if counts[smallest] < cv.n_splits:
-            raise ValueError(
-                f"cv={self.cv!r} makes {cv.n_splits} stratified folds, but class "
-                f"{label!r} has only {counts[smallest]} "
-                "samples; lower cv or pass a splitter of your own."
-            )
-
     def _make_pruning(
         self, net, seed: int, *, ratios, heldout=None, prefix: str = ""
     ) -> Pruning:
@@ -392,6 +359,9 @@ n_params_, n_nonzero_params_, support_, pruning_report_, pruning_history_, flops
         pruning = _PathPruning(ratios=ratios, **params).initialize()
         pruning.heldout_ = heldout
         pruning.prefix_ = prefix
+        # A fold's held-out score selects: the history's passes over its
+        # training data are skipped there; the refit's history_ keeps them.
+        pruning.round_log.evaluations = heldout is None
         return pruning
 
     def _net_params(self, net, pruning) -> dict:
@@ -448,6 +418,55 @@ class _HeldOut:
         view.n_features_in_ = self.fold.n_features_in_
         view._set_pruning_attributes(net, pruning)
         return float(self.scorer(view, self.X, self.y))
+
+
+def _check_prune_ratios(prune_ratios) -> np.ndarray:
+    """The path's ratios from ``prune_ratios``: sorted, without duplicates nor
+    0.0 (the control, always scored); a ValueError for anything else."""
+    ratios = np.asarray(prune_ratios, dtype=float)
+    if ratios.ndim != 1 or ratios.size == 0:
+        raise ValueError(
+            "prune_ratios must be a non-empty 1d list of ratios in [0, 1), got "
+            f"{prune_ratios!r}."
+        )
+    bad = ratios[~((ratios >= 0.0) & (ratios < 1.0))]
+    if bad.size:
+        raise ValueError(
+            f"prune_ratios must lie in [0, 1); got {bad[0]!r} in "
+            f"{list(prune_ratios)!r}."
+        )
+    return np.unique(ratios[ratios > 0.0])
+
+
+def _check_stratified_folds(cv, encoded, classes, cv_param) -> None:
+    """Refuse stratified folds that some class has too few samples for."""
+    if not isinstance(cv, StratifiedKFold):
+        return
+    counts = np.bincount(encoded)
+    smallest = int(np.argmin(counts))
+    label = classes[smallest : smallest + 1].tolist()[0]
+    if counts[smallest] < cv.n_splits:
+        raise ValueError(
+            f"cv={cv_param!r} makes {cv.n_splits} stratified folds, but class "
+            f"{label!r} has only {counts[smallest]} "
+            "samples; lower cv or pass a splitter of your own."
+        )
+
+
+def _cv_results(candidates, scores, times) -> dict:
+    """``cv_results_`` from the held-out ``scores`` and cumulative ``times`` of
+    shape (n_splits, n_candidates), the candidates from dense to sparsest."""
+    means = scores.mean(axis=0)
+    return {
+        "param_prune_ratio": candidates,
+        "params": [{"prune_ratio": float(r)} for r in candidates],
+        **{f"split{k}_test_score": split for k, split in enumerate(scores)},
+        "mean_test_score": means,
+        "std_test_score": scores.std(axis=0),
+        "rank_test_score": rankdata(-means, method="min").astype(np.int32),
+        "mean_fit_time": times.mean(axis=0),
+        "std_fit_time": times.std(axis=0),
+    }
 
 
 def _select(means, stds, n_splits: int, select: str) -> int:

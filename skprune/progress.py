@@ -1,4 +1,4 @@
-"""The skorch callback that prints one line per pruning round.
+"""The skorch callback that prints one line per dense epoch and per pruning round.
 
 The public path of :mod:`skprune.callbacks.progress`, where the code lives.
 """

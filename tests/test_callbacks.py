@@ -399,7 +399,7 @@ def test_get_params_lists_the_constructor_parameters_at_every_stage(text_data):
     assert pruning.get_params() == fresh
     twin = clone(pruning)
     assert twin.get_params() == fresh
-    assert not hasattr(twin, "masks_") and not hasattr(twin, "_next_step")
+    assert not hasattr(twin, "masks_") and not hasattr(twin, "_cursor")
 
 
 def test_a_cloned_plain_net_refits_to_the_same_masks(text_data):

@@ -288,8 +288,14 @@ def test_verbose_prints_one_line_per_fold_and_ratio(text_data, capsys):
         rounds = [line for line in lines if line.startswith(f"{fold}  round")]
         assert [line.split()[3] for line in rounds] == ["1/2", "2/2"]
         assert all("held-out" in line for line in rounds)
+        # The folds' rows are not evaluated on the training data: no loss.
+        assert not any("loss" in line for line in rounds)
+        dense = [line for line in lines if line.startswith(f"{fold}  epoch")]
+        assert [line.split()[3] for line in dense] == ["1/3", "2/3", "3/3"]
     refit = [line for line in lines if line.startswith("refit  round")]
     assert len(refit) == len(clf.pruning_history_)
+    assert sum(line.startswith("refit  epoch") for line in lines) == 3
+    assert all(" loss " in line and " score " in line for line in refit)
 
 
 def test_verbose_zero_is_silent(text_data, capsys):
@@ -550,3 +556,71 @@ def test_bad_sample_weight_is_refused_before_training(text_data, sample_weight):
     clf = quick_cv(estimator=small_net(callbacks=[("fails", FailsIfTrained())]))
     with pytest.raises(ValueError, match=r"sample_weight"):
         clf.fit(X, y, sample_weight=sample_weight)
+
+
+# The folds skip the history's evaluations (issue 16) -----------------------------
+
+
+def _count_evaluated_rows(monkeypatch):
+    """Rows the module is run on outside training, counted from now on."""
+    from skprune._nn.modules import MLPModule
+
+    counted = []
+    forward = MLPModule.forward
+
+    def counting(self, X, *args, **kwargs):
+        if not self.training:
+            counted.append(X.shape[0])
+        return forward(self, X, *args, **kwargs)
+
+    monkeypatch.setattr(MLPModule, "forward", counting)
+    return counted
+
+
+def _with_fold_evaluations(monkeypatch):
+    """The search as it was: the folds' history rows evaluated too."""
+    make_pruning = PrunedClassifierCV._make_pruning
+
+    def evaluating(self, *args, **kwargs):
+        pruning = make_pruning(self, *args, **kwargs)
+        pruning.round_log.evaluations = True
+        return pruning
+
+    monkeypatch.setattr(PrunedClassifierCV, "_make_pruning", evaluating)
+
+
+def test_the_folds_skip_the_history_evaluations_and_select_as_before(
+    text_data, monkeypatch
+):
+    X, y = text_data
+    seen = []
+
+    def accuracy(view, X_test, y_test):
+        seen.append([row["evaluated_on"] for row in view.pruning_history_])
+        return accuracy_score(y_test, view.predict(X_test))
+
+    with monkeypatch.context() as patch:
+        counted = _count_evaluated_rows(patch)
+        _with_fold_evaluations(patch)
+        before = quick_cv(select="best", scoring=accuracy).fit(X, y)
+        evaluated_before = sum(counted)
+    counted = _count_evaluated_rows(monkeypatch)
+    seen.clear()
+    after = quick_cv(select="best", scoring=accuracy).fit(X, y)
+    # The scorer's view of a fold: rows not evaluated on the training data.
+    assert seen[-1] == [None, None] and {x for rows in seen for x in rows} == {None}
+    for key in ("split0_test_score", "split1_test_score", "split2_test_score"):
+        np.testing.assert_array_equal(after.cv_results_[key], before.cv_results_[key])
+    assert after.prune_ratio_ == before.prune_ratio_
+    # Each fold skips 2 * n_ratios + 1 evaluations (before and after each step,
+    # after the last retraining), each a loss pass and a score pass over its
+    # training part; the three training parts hold each row twice. Every one
+    # of those rows, and no other, is spared.
+    n_ratios = len(after.prune_ratios_)
+    assert evaluated_before - sum(counted) == (2 * n_ratios + 1) * 2 * 2 * len(y)
+    # The refit's history keeps its evaluations, the same as before.
+    assert after.pruning_history_ == before.pruning_history_
+    for row in after.pruning_history_:
+        assert row["evaluated_on"] == "training"
+        assert None not in (row["score_before"], row["score_after"])
+        assert row["score_retrained"] is not None

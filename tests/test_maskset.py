@@ -19,7 +19,13 @@ from skprune._core.maskset import (
     sparsity,
     take_snapshot,
 )
-from skprune._core.rounds import RoundLog, close_round, is_retraining, open_round
+from skprune._core.rounds import (
+    NOT_EVALUATED,
+    RoundLog,
+    close_round,
+    is_retraining,
+    open_round,
+)
 from skprune._core.schedules import (
     PruningStep,
     is_due,
@@ -27,6 +33,7 @@ from skprune._core.schedules import (
     pending_step,
     training_phase,
 )
+from skprune._core.training import RewindSnapshot, ScheduleCursor
 from skprune.modules import MLPModule
 
 
@@ -338,3 +345,116 @@ def test_learning_rates_are_set_per_group_and_a_count_mismatch_is_refused():
     assert [g["lr"] for g in optimizer.param_groups] == [0.25, 0.125]
     with pytest.raises(ValueError):
         set_learning_rates(optimizer, [0.5])
+
+
+def test_the_cursor_counts_batches_once_and_makes_a_mid_epoch_step_due_at_its_batch():
+    counted = []
+    cursor = ScheduleCursor([PruningStep(1.5, 0.5), PruningStep(2.0, 0.8)])
+    cursor.start_epoch(lambda: counted.append(1) or 4)
+    # The epoch's last batch hands its steps to the epoch's end: None.
+    assert [cursor.end_batch() for _ in range(4)] == [0.25, 0.5, 0.75, None]
+    cursor.end_epoch()
+    assert not cursor.is_due() and cursor.phase == "dense training"
+    cursor.start_epoch(lambda: pytest.fail("batches counted twice"))
+    assert not cursor.is_due(cursor.end_batch())  # 1.25 epochs
+    assert cursor.is_due(cursor.end_batch())  # 1.5 epochs
+    assert not cursor.at_last_step
+    assert cursor.advance() == PruningStep(1.5, 0.5)
+    assert cursor.phase == "retraining after pruning step 1 of 2"
+    assert cursor.at_last_step and not cursor.is_due(0.75)
+    cursor.end_batch(), cursor.end_batch()
+    cursor.end_epoch()
+    assert cursor.is_due() and cursor.advance() == PruningStep(2.0, 0.8)
+    assert cursor.pending is None and not cursor.is_due(100.0)
+    assert (cursor.taken, cursor.epochs_done, counted) == (2, 2, [1])
+
+
+def test_the_cursor_reads_the_step_list_it_is_given():
+    steps = [PruningStep(1.0, 0.5)]
+    cursor = ScheduleCursor(steps, taken=1, epochs_done=3, batches_per_epoch=2)
+    assert cursor.steps is steps and cursor.pending is None
+    steps.append(PruningStep(4.0, 0.9))
+    assert cursor.pending == steps[1] and cursor.is_due(1.0)
+
+
+def test_the_rewind_snapshot_is_taken_once_at_its_epoch_and_restored_exactly():
+    module = mlp()
+    params = dict(module.named_parameters())
+    snapshot = RewindSnapshot(1)
+    snapshot.offer(0, module)
+    assert snapshot.values is None and not snapshot.restore(params)
+    snapshot.offer(1, module)
+    taken = {n: v.clone() for n, v in snapshot.values.items()}
+    with torch.no_grad():
+        params["layers.0.weight"].add_(1.0)
+    snapshot.offer(1, module)  # once only: the moved weights are not taken
+    optimizer = torch.optim.Adam(module.parameters(), lr=0.1)
+    module(torch.randn(4, 12)).sum().backward()
+    optimizer.step()
+    assert snapshot.restore(params, optimizer) and len(optimizer.state) == 0
+    for name, value in taken.items():
+        assert torch.equal(params[name], value)
+
+
+def test_a_rewind_snapshot_without_an_epoch_or_dropped_takes_nothing():
+    module = mlp()
+    off = RewindSnapshot(None)
+    off.offer(0, module)
+    assert off.values is None
+    dropped = RewindSnapshot(0)
+    dropped.offer(0, module)
+    dropped.drop()
+    dropped.offer(0, module)
+    assert dropped.values is None and not dropped.restore({})
+
+
+def _open_logged(log, number, evaluate_after):
+    return log.open(
+        number=number,
+        epoch=float(number),
+        target_ratio=0.5,
+        sparsity=0.5,
+        evaluated_on="training",
+        before=log.evaluate_before_step(evaluate_after),
+        evaluate_after=evaluate_after,
+    )
+
+
+def test_the_round_log_evaluates_once_before_a_step_and_closes_the_round_before():
+    values = iter([(1.0, 0.5), (2.0, 0.25), (0.5, 0.75), (0.4, 0.8)])
+    calls = []
+
+    def evaluate():
+        calls.append(1)
+        return next(values)
+
+    log = RoundLog(n_rounds=2)
+    first = _open_logged(log, 1, evaluate)
+    assert log.closed_since(0) == [] and len(calls) == 2
+    second = _open_logged(log, 2, evaluate)
+    # One evaluation is both the first round's close and the second's before.
+    assert (first["loss_retrained"], second["loss_before"]) == (0.5, 0.5)
+    assert second["loss_after"] == 0.4 and len(calls) == 4
+    assert log.closed_since(0) == [first]
+
+
+def test_a_round_log_without_evaluations_calls_none_and_still_closes_its_rows():
+    log = RoundLog(n_rounds=2, evaluations=False)
+    never = lambda: pytest.fail("evaluated")  # noqa: E731
+    first = _open_logged(log, 1, never)
+    assert is_retraining(first) and log.closed_since(0) == []
+    second = _open_logged(log, 2, never)
+    log.close(never)
+    assert log.closed_since(0) == [first, second]
+    for row in (first, second):
+        assert row["evaluated_on"] is None
+        for when in ("before", "after", "retrained"):
+            assert (row[f"loss_{when}"], row[f"score_{when}"]) == NOT_EVALUATED
+
+
+def test_a_closed_row_whose_values_are_none_is_not_retraining():
+    history = []
+    row = _open(history, 1)
+    close_round(history, lambda: (None, None))
+    assert not is_retraining(row)
+    close_round(history, lambda: pytest.fail("closed twice"))

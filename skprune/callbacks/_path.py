@@ -56,7 +56,6 @@ class _PathPruning(Pruning):
 
     def initialize(self):
         super().initialize()
-        self.steps_ = self._make_steps()
         self.scores_ = []
         self.times_ = []
         self.start_time_ = None

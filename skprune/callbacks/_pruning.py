@@ -8,6 +8,12 @@ their early values. What a step removes (weights, units, features) is its
 granularity's business (:mod:`skprune.granularity`). :class:`skprune.PrunedClassifier`
 drives it; users of a plain skorch net add it to ``callbacks`` and train for
 ``total_epochs`` epochs.
+
+What it keeps between hooks lives in pure-torch objects of ``skprune._core``,
+each tested without skorch: where training is in the schedule
+(``ScheduleCursor``), the rewind snapshot (``RewindSnapshot``), the gradient
+sums (``GradientSums``), the masks held on the weights (``MaskSet``) and the
+history rows (``RoundLog``).
 """
 
 from __future__ import annotations
@@ -25,30 +31,24 @@ from skorch.utils import data_from_dataset
 
 from .._compat import Interval, validate_parameter_constraints
 from .._core import importance as importance_lib
-from .._core.masks import (
-    apply_masks,
-)
+from .._core.masks import apply_masks
 from .._core.maskset import (
     GradientSums,
     MaskSet,
     choose_masks,
     count_kept,
     prepare_granularity,
-    rewind_,
     set_learning_rates,
     sparsity,
-    take_snapshot,
 )
-from .._core.rounds import RoundLog, close_round, open_round
+from .._core.rounds import RoundLog
 from .._core.schedules import (
     PruningStep,
-    is_due,
     make_schedule,
     non_finite_loss_message,
-    pending_step,
     total_epochs,
-    training_phase,
 )
+from .._core.training import RewindSnapshot, ScheduleCursor
 from .._nn.modules import MLPModule
 from .._params import (
     PRUNING_PARAMETER_CONSTRAINTS,
@@ -242,7 +242,7 @@ class Pruning(Callback):
         log = self.__dict__.setdefault("_round_log", RoundLog())
         # A restored callback gets its history_ and steps_ set directly.
         if "history_" in self.__dict__:
-            log.start(self.history_, len(self.steps_))
+            log.start(self.history_, len(self.steps_), self.train_epochs)
         return log
 
     @property
@@ -251,6 +251,11 @@ class Pruning(Callback):
         return total_epochs(
             self.schedule, self.train_epochs, self._retrain_epochs(), self.n_rounds
         )
+
+    @property
+    def epochs_done_(self) -> int:
+        """Epochs of training finished."""
+        return self._cursor.epochs_done
 
     # skorch hooks ---------------------------------------------------------------
 
@@ -261,34 +266,28 @@ class Pruning(Callback):
         self.masks_ = {}
         self.shrunk_ = False
         self.history_ = []
-        self.round_log.start(self.history_, len(self.steps_))
-        self.epochs_done_ = 0
-        self._next_step = 0
-        self._snapshot = None
+        self.round_log.start(self.history_, len(self.steps_), self.train_epochs)
+        self._cursor = ScheduleCursor(self.steps_)
+        self._rewind = RewindSnapshot(self.rewind_epoch if self.rewind else None)
+        self._gradients = GradientSums()
         self._initial_lrs = None
-        self._grad_sums = {}
-        self._grad_batches = 0
-        self._batches_in_epoch = 0
-        self._batches_per_epoch = None
         self._eval_dataset = None
         return self
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         module = net.module_
-        if self._next_step == 0:
+        if self._cursor.taken == 0:
             self._prepare(module)
         self._activate(dict(module.named_parameters()))
         if self._initial_lrs is None:
             self._initial_lrs = [g["lr"] for g in net.optimizer_.param_groups]
-        self._snapshot_at(0, module)
+        self._rewind.offer(0, module)
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         self._eval_dataset = dataset_train if dataset_valid is None else dataset_valid
-        if self._batches_per_epoch is None:
-            self._batches_per_epoch = len(
-                net.get_iterator(dataset_train, training=True)
-            )
-        self._batches_in_epoch = 0
+        self._cursor.start_epoch(
+            lambda: len(net.get_iterator(dataset_train, training=True))
+        )
 
     def on_grad_computed(
         self, net, named_parameters, batch=None, training=True, **kwargs
@@ -296,11 +295,9 @@ class Pruning(Callback):
         if not training:
             return
         self._active.mask_sparse_gradients()
-        pending = pending_step(self.steps_, self._next_step) is not None
+        pending = self._cursor.pending is not None
         if pending and importance_lib.needs_gradients(self.importance):
-            sums = GradientSums(self._grad_sums, self._grad_batches)
-            sums.add(named_parameters, self.granularity_.scored)
-            self._grad_batches = sums.batches
+            self._gradients.add(named_parameters, self.granularity_.scored)
 
     def on_batch_end(self, net, batch=None, training=True, loss=None, **kwargs):
         if not training:
@@ -309,26 +306,25 @@ class Pruning(Callback):
             raise ValueError(
                 non_finite_loss_message(
                     float(torch.as_tensor(loss).detach().sum()),
-                    self.epochs_done_ + 1,
-                    training_phase(self._next_step, len(self.steps_)),
+                    self._cursor.epochs_done + 1,
+                    self._cursor.phase,
                 )
             )
         # Row-sparse gradients were masked before the step (on_grad_computed).
         self._active.zero_pruned()
-        self._batches_in_epoch += 1
-        if self._batches_in_epoch < self._batches_per_epoch:
-            # Steps at the end of an epoch are taken in on_epoch_end.
-            self._prune_due(net, self._batches_in_epoch / self._batches_per_epoch)
+        fraction = self._cursor.end_batch()
+        if fraction is not None:  # steps at an epoch's end wait for on_epoch_end
+            self._prune_due(net, fraction)
 
     def on_epoch_end(self, net, **kwargs):
-        self.epochs_done_ += 1
+        self._cursor.end_epoch()
         if self.masks_ and not self.shrunk_:  # for optimizers that move zeros
             apply_masks(dict(net.module_.named_parameters()), self.masks_)
-        self._snapshot_at(self.epochs_done_, net.module_)
+        self._rewind.offer(self._cursor.epochs_done, net.module_)
         self._prune_due(net)
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
-        close_round(self.history_, lambda: _evaluate(net, self._eval_dataset))
+        self.round_log.close(self._evaluation(net))
 
     # pruning ------------------------------------------------------------------
 
@@ -343,47 +339,48 @@ class Pruning(Callback):
         )
 
     def _prune_due(self, net, epoch_fraction: float = 0.0):
-        """Take every step due after ``epochs_done_ + epoch_fraction`` epochs."""
-        while is_due(self.steps_, self._next_step, self.epochs_done_ + epoch_fraction):
+        """Take every step due after ``epoch_fraction`` more of the epochs done."""
+        while self._cursor.is_due(epoch_fraction):
             self._prune(net)
 
     def _prune(self, net):
         """Take the next step of the schedule and record it in ``history_``."""
-        step = self.steps_[self._next_step]
-        module = net.module_
+        module, optimizer = net.module_, net.optimizer_
         params = dict(module.named_parameters())
-        before = _evaluate(net, self._eval_dataset)
-        close_round(self.history_, lambda: before)
+        evaluation = self._evaluation(net)
+        before = self.round_log.evaluate_before_step(evaluation)
+        step, first = self._cursor.pending, self._cursor.taken == 0
+        last = self._cursor.at_last_step
         # Nothing pruned yet and nothing to prune (the unpruned control): no
         # scores, no masks.
         if step.ratio > 0 or self.masks_:
             self.masks_ = self._choose_masks(params, step.ratio)
-        if self.rewind and self._snapshot is not None:
-            rewind_(params, self._snapshot, net.optimizer_)
+        if self.rewind:
+            self._rewind.restore(params, optimizer)
         self._activate(params)
-        self._active.apply(params, net.optimizer_)
-        last = self._next_step == len(self.steps_) - 1
+        self._active.apply(params, optimizer)
         # Earlier rounds keep the shapes, so that every round ranks the same
         # groups; only skprune's own MLPModule knows how to lose them.
         if last and self.granularity_.shrinks and isinstance(module, MLPModule):
             self._shrink(net)
-        if self._next_step == 0:
-            set_learning_rates(
-                net.optimizer_, self._initial_lrs, self.retrain_lr_factor
-            )
-        self._grad_sums, self._grad_batches = {}, 0
-        self._next_step += 1
-
-        open_round(
-            self.history_,
-            number=self._next_step,
+        if first:
+            set_learning_rates(optimizer, self._initial_lrs, self.retrain_lr_factor)
+        self._gradients = GradientSums()
+        self._cursor.advance()
+        self.round_log.open(
+            number=self._cursor.taken,
             epoch=step.epoch,
             target_ratio=step.ratio,
             sparsity=self.sparsity(module),
             evaluated_on="validation" if net.train_split else "training",
             before=before,
-            after=_evaluate(net, self._eval_dataset),
+            evaluate_after=evaluation,
         )
+
+    def _evaluation(self, net):
+        """The history's evaluation of ``net`` on this epoch's data, to call."""
+        dataset = self._eval_dataset
+        return lambda: _evaluate(net, dataset)
 
     def _choose_masks(self, params, ratio: float) -> dict:
         """Masks at the granularity, from the importance of the current weights."""
@@ -392,12 +389,12 @@ class Pruning(Callback):
             ratio,
             granularity=self.granularity_,
             criterion=importance_lib.resolve(
-                self.importance, seed=self._seed + self._next_step
+                self.importance, seed=self._seed + self._cursor.taken
             ),
             scope=self.scope,
             min_keep=self.min_keep,
             previous=self.masks_,
-            grads=GradientSums(self._grad_sums, self._grad_batches).means(),
+            grads=self._gradients.means(),
         )
 
     # validation -----------------------------------------------------------------
@@ -444,11 +441,6 @@ class Pruning(Callback):
             return default_retrain_epochs(self.train_epochs)
         return self.retrain_epochs
 
-    def _snapshot_at(self, epoch: int, module: torch.nn.Module) -> None:
-        """Keep the weights that rewinding restores, once, at ``rewind_epoch``."""
-        if self.rewind and self._snapshot is None and epoch == self.rewind_epoch:
-            self._snapshot = take_snapshot(module)
-
     def _shrink(self, net):
         """Cut removed units and features out of the module; retrain the rest."""
         module = net.module_
@@ -458,7 +450,7 @@ class Pruning(Callback):
         set_learning_rates(net.optimizer_, lrs)
         self.shrunk_ = True
         self._active = MaskSet({}, {})
-        self._snapshot = None
+        self._rewind.drop()
 
     def _activate(self, params):
         """Pair each parameter that has pruned weights with its mask."""

@@ -289,6 +289,25 @@ def load(
     (2, True)
     """
     path = os.fspath(path)
+    device, trusted_names = _load_options(max_bytes, device, trusted)
+    if not os.path.isfile(path):
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"No such file: {path!r}.")
+        raise ModelFileError(f"{path!r} is not a file.")
+    manifest, parts = read_container(path, max_bytes)
+    try:
+        return _decode(manifest, parts, trusted_names, device, max_bytes)
+    except ModelFileError as exc:
+        raise ModelFileError(f"{path!r}: {exc}") from exc
+    except REFUSED_FIELDS as exc:
+        if isinstance(exc, UntrustedTypeError):
+            raise
+        raise ModelFileError(f"{path!r} is malformed: {exc}") from exc
+
+
+def _load_options(max_bytes, device, trusted) -> tuple:
+    """:func:`load`'s ``device`` as a torch device, and its ``trusted`` as a
+    dict of names to the objects given (None for a name); ``max_bytes`` checked."""
     if (
         not isinstance(max_bytes, Integral)
         or isinstance(max_bytes, bool)
@@ -303,39 +322,33 @@ def load(
             trusted_names.setdefault(item, None)
         else:
             trusted_names[name_of(item, "trusted")] = item
-    if not os.path.isfile(path):
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"No such file: {path!r}.")
-        raise ModelFileError(f"{path!r} is not a file.")
-    manifest, parts = read_container(path, max_bytes)
-    try:
-        document = parse_json(parts[STATE_PART], STATE_PART)
-        arrays = read_arrays(parts[ARRAYS_PART], max_bytes // JSON_SHARE)
-        decoder = Decoder(arrays, REGISTRY, trusted_names, device, max_bytes)
-        where = f"{STATE_PART}: estimator"
-        names, n_bytes = survey(document, arrays, decoder, where)
-        if names:
-            raise UntrustedTypeError(names)
-        if n_bytes > max_bytes:
-            raise ModelFileError(
-                f"its arrays would take {n_bytes} bytes once loaded, more than "
-                f"max_bytes={max_bytes}; pass a larger max_bytes if you trust it."
-            )
-        record = document.get("estimator") if isinstance(document, dict) else None
-        if not (
-            isinstance(record, dict)
-            and set(document) == {"estimator"}
-            and record.get("__type__") in ESTIMATORS
-            and record["__type__"] == manifest.get("estimator")
-        ):
-            raise ModelFileError(
-                f"{STATE_PART} does not hold the {manifest.get('estimator')!r:.80} "
-                "its manifest names."
-            )
-        return decoder.decode(record, where)
-    except ModelFileError as exc:
-        raise ModelFileError(f"{path!r}: {exc}") from exc
-    except REFUSED_FIELDS as exc:
-        if isinstance(exc, UntrustedTypeError):
-            raise
-        raise ModelFileError(f"{path!r} is malformed: {exc}") from exc
+    return device, trusted_names
+
+
+def _decode(manifest: dict, parts: dict, trusted_names: dict, device, max_bytes):
+    """The estimator of a container's parts: every name and array size surveyed
+    before anything is built, then the manifest's estimator rebuilt."""
+    document = parse_json(parts[STATE_PART], STATE_PART)
+    arrays = read_arrays(parts[ARRAYS_PART], max_bytes // JSON_SHARE)
+    decoder = Decoder(arrays, REGISTRY, trusted_names, device, max_bytes)
+    where = f"{STATE_PART}: estimator"
+    names, n_bytes = survey(document, arrays, decoder, where)
+    if names:
+        raise UntrustedTypeError(names)
+    if n_bytes > max_bytes:
+        raise ModelFileError(
+            f"its arrays would take {n_bytes} bytes once loaded, more than "
+            f"max_bytes={max_bytes}; pass a larger max_bytes if you trust it."
+        )
+    record = document.get("estimator") if isinstance(document, dict) else None
+    if not (
+        isinstance(record, dict)
+        and set(document) == {"estimator"}
+        and record.get("__type__") in ESTIMATORS
+        and record["__type__"] == manifest.get("estimator")
+    ):
+        raise ModelFileError(
+            f"{STATE_PART} does not hold the {manifest.get('estimator')!r:.80} "
+            "its manifest names."
+        )
+    return decoder.decode(record, where)

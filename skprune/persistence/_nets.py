@@ -20,7 +20,9 @@ from skorch.history import History
 
 from .._core.granularity import make_granularity
 from .._core.masks import PrunableLayer
+from .._core.maskset import GradientSums
 from .._core.schedules import PruningStep
+from .._core.training import RewindSnapshot, ScheduleCursor
 from .._nn._random import fit_random_state
 from .._nn.modules import MLPModule
 from ..callbacks._path import _PathPruning
@@ -373,10 +375,21 @@ _PATH_STATE = {
 
 
 def _pruning_state(callback) -> dict:
+    """The file's fields of a callback's state (named as in format 2's files)."""
+    cursor, gradients = callback._cursor, callback._gradients
     state = {
-        name: getattr(callback, name)
-        for name in _PRUNING_STATE
-        if name not in _PREPARED and name != "granularity_shapes"
+        "steps_": callback.steps_,
+        "masks_": callback.masks_,
+        "shrunk_": callback.shrunk_,
+        "history_": callback.history_,
+        "epochs_done_": cursor.epochs_done,
+        "_next_step": cursor.taken,
+        "_snapshot": callback._rewind.values,
+        "_initial_lrs": callback._initial_lrs,
+        "_grad_sums": gradients.sums,
+        "_grad_batches": gradients.batches,
+        "_batches_in_epoch": cursor.batches_in_epoch,
+        "_batches_per_epoch": cursor.batches_per_epoch,
     }
     if hasattr(callback, "granularity_"):
         state["layers_"] = callback.layers_
@@ -408,6 +421,19 @@ def _restore_pruning(callback, state: dict, net, where: str) -> None:
         callback.prunable_ = callback.granularity_.prunable
     elif state["masks_"] or state["_next_step"]:
         fail(where, "the state of a callback that prepared its layers")
+    _check_masks(callback, state, params, where)
+    for key in ("_snapshot", "_grad_sums"):
+        for name, value in (state[key] or {}).items():
+            if name not in params or params[name].shape != value.shape:
+                fail(f"{where}.{key}[{name!r}]", "of the module's parameter's shape")
+    lrs = state["_initial_lrs"]
+    if lrs is not None and len(lrs) != len(net.optimizer_.param_groups):
+        fail(f"{where}._initial_lrs", "one learning rate per parameter group")
+    _set_pruning_state(callback, state, net)
+
+
+def _check_masks(callback, state: dict, params: dict, where: str) -> None:
+    """Masks of the prepared weights' shapes, False only on zeros of the module."""
     shapes = getattr(callback, "granularity_", None)
     shapes = shapes.shapes if shapes is not None else {}
     for name, shape in shapes.items():
@@ -424,22 +450,41 @@ def _restore_pruning(callback, state: dict, net, where: str) -> None:
                 fail(f"{where}.masks_[{name!r}]", "of the module's weight's shape")
             if bool((weight.detach()[~mask.to(weight.device)] != 0).any()):
                 fail(f"{where}.masks_[{name!r}]", "False only where the weight is zero")
-    for key in ("_snapshot", "_grad_sums"):
-        for name, value in (state[key] or {}).items():
-            if name not in params or params[name].shape != value.shape:
-                fail(f"{where}.{key}[{name!r}]", "of the module's parameter's shape")
-    lrs = state["_initial_lrs"]
-    if lrs is not None and len(lrs) != len(net.optimizer_.param_groups):
-        fail(f"{where}._initial_lrs", "one learning rate per parameter group")
-    vars(callback).update(state)
+
+
+def _set_pruning_state(callback, state: dict, net) -> None:
+    """Put the checked fields into the callback's pure-torch pieces."""
+    callback.steps_ = state["steps_"]
+    callback.shrunk_ = state["shrunk_"]
+    callback.history_ = state["history_"]
     callback.masks_ = {n: m.to(net.device) for n, m in state["masks_"].items()}
+    callback._cursor = ScheduleCursor(
+        callback.steps_,
+        taken=state["_next_step"],
+        epochs_done=state["epochs_done_"],
+        batches_in_epoch=state["_batches_in_epoch"],
+        batches_per_epoch=state["_batches_per_epoch"],
+    )
+    callback._rewind = RewindSnapshot(
+        callback.rewind_epoch if callback.rewind else None, state["_snapshot"]
+    )
+    callback._gradients = GradientSums(state["_grad_sums"], state["_grad_batches"])
+    callback._initial_lrs = state["_initial_lrs"]
+    for name in ("layers_", "initial_sparsity_", *_PATH_STATE):
+        if name in state:
+            setattr(callback, name, state[name])
     callback._eval_dataset = None
-    callback._activate(params)
+    callback._activate(dict(net.module_.named_parameters()))
 
 
 def progress_rebuild(fields, decoder, where):
-    fields = take(fields, {"prefix": string, "sink": callable_value(decoder)}, where)
-    return PruningProgress(**fields)
+    spec = {
+        "prefix": string,
+        "sink": callable_value(decoder),
+        "pruning": optional(string),
+    }
+    # Files saved before ``pruning`` existed name no ``pruning``: None.
+    return PruningProgress(**take(fields, spec, where, optional=("pruning",)))
 
 
 def _progress_state(callback) -> dict:
