@@ -36,27 +36,27 @@ def public_modules() -> list[str]:
 def read_api(text: str):
     """What the page documents and what it links to, per module.
 
-    Returns ``(documented, aliases, sections)``: names with a page of their
-    own (autosummary entries and ``autodata``), names listed as links to the
-    page of another path, and the modules the page has a section for.
+    Returns ``(documented, aliases, sections)``: names with a page or an entry
+    of their own (autosummary entries, ``py:data`` constants), names listed as
+    links to the page of another path, and the modules the page has a section
+    for.
     """
     documented, aliases = defaultdict(list), defaultdict(dict)
     sections, module, in_summary = set(), None, False
     for line in text.splitlines():
+        if line and not line.startswith(" "):
+            in_summary = False  # an autosummary's entries end at the next block
         if match := MODULE.match(line):
             module = match[1]
             sections.add(module)
-            in_summary = False
         elif line == ".. autosummary::":
             in_summary = True
-        elif line.startswith(".. autodata:: "):
+        elif line.startswith(".. py:data:: "):
             documented[module].append(line.split()[-1])
         elif match := ALIAS.match(line):
             aliases[module][match[1]] = match[2]
         elif in_summary and line.startswith("   ") and line.strip()[0] != ":":
             documented[module].append(line.strip())
-        elif line and not line.startswith(" "):
-            in_summary = False
     return documented, aliases, sections
 
 
@@ -101,6 +101,23 @@ def test_no_object_has_two_pages(api):
             if isinstance(obj, type) or callable(obj):  # constants may share values
                 pages[id(obj)].append(f"{module_name}.{name}")
     assert [p for p in pages.values() if len(p) > 1] == []
+
+
+def test_constants_show_their_current_values():
+    """Constants are described by hand; their shown values must be the real ones."""
+    shown = re.findall(
+        r"^\.\. currentmodule:: (\S+)$|^\.\. py:data:: (\w+)\n   :value: (.*)$",
+        API.read_text(),
+        re.M,
+    )
+    module, checked = None, 0
+    for current, name, value in shown:
+        if current:
+            module = current
+            continue
+        assert value == repr(getattr(importlib.import_module(module), name)), name
+        checked += 1
+    assert checked == 7
 
 
 def test_a_name_missing_from_the_page_is_caught():
