@@ -1,4 +1,4 @@
-"""Write the README's measured figures from the results files, or check them.
+"""Write the measured figures of the README and the docs from the results files.
 
 Every measured figure of ``README.md`` lies between a pair of markers::
 
@@ -6,17 +6,27 @@ Every measured figure of ``README.md`` lies between a pair of markers::
     ... written by this script ...
     <!-- /figures:NAME -->
 
+and every one of the documentation site's pages listed in ``PAGES`` between a
+pair of reStructuredText comments, the same figure written as reStructuredText
+(tables as grid tables)::
+
+    .. figures:NAME
+
+    ... written by this script ...
+
+    .. /figures:NAME
+
 and is written here from a file under ``benchmarks/results/``, with the command
 that reproduces it and the provenance the file records (commit, tree, machine,
 load) beside it. Run from anywhere::
 
     python benchmarks/readme_figures.py            # rewrite the regions
-    python benchmarks/readme_figures.py --check    # exit 1 if README.md differs
+    python benchmarks/readme_figures.py --check    # exit 1 if a page differs
 
 ``--check`` compares each region exactly (``tests/test_readme_figures.py`` runs
 it), so a results file rerun without regenerating the README, or a README figure
-edited by hand, fails. Other pages can hold regions too: list them in
-``PAGES``. Nothing here runs a benchmark.
+edited by hand, fails. A figure may appear on several pages; each page holds
+it once. Nothing here runs a benchmark.
 """
 
 from __future__ import annotations
@@ -37,11 +47,25 @@ import _provenance  # noqa: E402
 
 RESULTS = _provenance.RESULTS
 ROOT = _provenance.ROOT
-PAGES = (ROOT / "README.md",)
+DOCS = ROOT / "docs"
+# The README keeps the headline figures; the site holds every one.
+PAGES = (
+    ROOT / "README.md",
+    DOCS / "benchmarks.rst",
+    DOCS / "user_guide" / "pruning.rst",
+    DOCS / "user_guide" / "sparse.rst",
+    DOCS / "user_guide" / "prune_ratio.rst",
+    DOCS / "user_guide" / "persistence.rst",
+)
 REGION = re.compile(
     r"(<!-- figures:(?P<name>[a-z0-9_-]+) -->\n)(?P<body>.*?)"
     r"(<!-- /figures:(?P=name) -->)",
     re.S,
+)
+RST_REGION = re.compile(
+    r"(^\.\. figures:(?P<name>[a-z0-9_-]+)\n\n)(?P<body>.*?)"
+    r"(^\.\. /figures:(?P=name)$)",
+    re.S | re.M,
 )
 
 
@@ -383,16 +407,81 @@ FIGURES: dict[str, Callable[[], str]] = {
 }
 
 
+# ------------------------------------------------------------ reStructuredText
+
+MD_LINK = re.compile(r"\[`([^`]+)`\]\([^)]+\)")
+MD_CODE = re.compile(r"(?<!`)`([^`]+)`(?!`)")
+
+
+def rst_inline(text: str) -> str:
+    """Markdown's inline code and links to files, as reStructuredText literals.
+
+    A link to a results file becomes its path as a literal: the site does not
+    serve ``benchmarks/``.
+    """
+    return MD_CODE.sub(r"``\1``", MD_LINK.sub(r"`\1`", text))
+
+
+def rst_table(lines: list[str]) -> str:
+    """A markdown table (header, alignment row, rows) as a grid table."""
+    rows = [
+        [rst_inline(c.strip()) for c in line.strip().strip("|").split("|")]
+        for i, line in enumerate(lines)
+        if i != 1
+    ]
+    widths = [max(len(row[j]) for row in rows) for j in range(len(rows[0]))]
+
+    def rule(char: str) -> str:
+        return "+" + "+".join(char * (w + 2) for w in widths) + "+"
+
+    def line(row: list[str]) -> str:
+        return (
+            "|"
+            + "|".join(f" {c.ljust(w)} " for c, w in zip(row, widths, strict=True))
+            + "|"
+        )
+
+    out = [rule("-"), line(rows[0]), rule("=")]
+    for row in rows[1:]:
+        out += [line(row), rule("-")]
+    return "\n".join(out)
+
+
+def to_rst(markdown: str) -> str:
+    """A figure's markdown (paragraphs and pipe tables) as reStructuredText."""
+    out, table = [], []
+    for line in markdown.splitlines() + [""]:
+        if line.startswith("|"):
+            table.append(line)
+            continue
+        if table:
+            out.append(rst_table(table))
+            table = []
+        out.append(rst_inline(line))
+    return "\n".join(out).rstrip("\n") + "\n\n"
+
+
 # --------------------------------------------------------------------- regions
 
 
-def render(text: str) -> str:
+def regions(page: Path, text: str):
+    """The figure regions of a page, in the page's own markup."""
+    return (RST_REGION if page.suffix == ".rst" else REGION).finditer(text)
+
+
+def render(text: str, page: Path = ROOT / "README.md") -> str:
     """``text`` with every region's body replaced by what its figure writes."""
-    names = [m["name"] for m in REGION.finditer(text)]
+    rst = page.suffix == ".rst"
+    names = [m["name"] for m in regions(page, text)]
     unknown = sorted(set(names) - set(FIGURES))
     if unknown:
         raise SystemExit(f"unknown figure regions: {', '.join(unknown)}")
-    return REGION.sub(lambda m: m[1] + FIGURES[m["name"]]() + m[4], text)
+
+    def body(match: re.Match) -> str:
+        figure = FIGURES[match["name"]]()
+        return match[1] + (to_rst(figure) if rst else figure) + match[4]
+
+    return (RST_REGION if rst else REGION).sub(body, text)
 
 
 def main(argv=None) -> int:
@@ -404,7 +493,7 @@ def main(argv=None) -> int:
     status = 0
     for page in PAGES:
         old = page.read_text()
-        new = render(old)
+        new = render(old, page)
         if new == old:
             continue
         if args.check:
@@ -419,8 +508,7 @@ def main(argv=None) -> int:
             print(f"rewrote the figures of {page}")
     if args.check and status:
         print(
-            "\nREADME figures differ from the results: run "
-            "python benchmarks/readme_figures.py"
+            "\nFigures differ from the results: run python benchmarks/readme_figures.py"
         )
     return status
 

@@ -133,7 +133,7 @@ class PrunedRegressor(RegressorMixin, BasePruned):
     n_outputs_ : int
         Number of targets.
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (``n_features_in_``,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Defined only when ``X`` has string column names.
     masks_ : dict of str to ndarray of bool
         For each parameter that pruning touched, True where a weight is kept.
@@ -143,7 +143,7 @@ class PrunedRegressor(RegressorMixin, BasePruned):
         Number of prunable weights.
     n_nonzero_params_ : int
         Number of prunable weights that are not zero.
-    support_ : ndarray of bool of shape (``n_features_in_``,)
+    support_ : ndarray of bool of shape (`n_features_in_`,)
         Input features that kept at least one weight in the first layer.
     pruning_report_ : list of dict
         One row per layer.

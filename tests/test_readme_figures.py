@@ -1,14 +1,16 @@
-"""The README's measured figures are exactly what the results files say.
+"""The measured figures of the README and the docs are exactly what the results say.
 
-``benchmarks/readme_figures.py`` writes every measured figure of README.md from
-``benchmarks/results/`` into marked regions; these tests fail when the README and
-the results disagree (a results file rerun without regenerating, a figure edited
-by hand), comparing whole regions, never substrings. No benchmark runs.
+``benchmarks/readme_figures.py`` writes every measured figure of README.md and of
+the documentation pages it lists from ``benchmarks/results/`` into marked
+regions; these tests fail when a page and the results disagree (a results file
+rerun without regenerating, a figure edited by hand), comparing whole regions,
+never substrings. No benchmark runs.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -16,6 +18,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
 
 
 @pytest.fixture(scope="module")
@@ -37,14 +40,70 @@ def test_readme_regions_equal_what_the_results_files_give(figures, capsys):
     assert figures.main(["--check"]) == 0, capsys.readouterr().out
 
 
-def test_every_region_in_the_readme_is_a_known_figure_and_every_figure_is_used(
+def test_every_figure_is_on_some_page_and_on_each_page_once(figures):
+    used = []
+    for page in figures.PAGES:
+        names = [m["name"] for m in figures.regions(page, page.read_text())]
+        assert len(names) == len(set(names)), page
+        used += names
+    assert sorted(set(used)) == sorted(figures.FIGURES)
+
+
+def test_the_readme_keeps_the_headline_figures_and_the_docs_hold_them_all(
     figures,
 ):
-    names = [
-        m["name"] for m in figures.REGION.finditer((ROOT / "README.md").read_text())
+    readme = [m["name"] for m in figures.REGION.finditer(README.read_text())]
+    assert readme == ["accuracy", "speed"]
+    docs = [p for p in figures.PAGES if p.suffix == ".rst"]
+    assert all(p.is_relative_to(ROOT / "docs") for p in docs)
+    on_docs = {m["name"] for p in docs for m in figures.regions(p, p.read_text())}
+    assert on_docs == set(figures.FIGURES)
+
+
+def test_every_table_of_the_readme_outside_the_regions_is_the_module_table(
+    figures,
+):
+    """A measured figure can only enter the README through a written region."""
+    outside = figures.REGION.sub("", README.read_text())
+    headers = [
+        line
+        for line, after in itertools.pairwise(outside.splitlines())
+        if line.startswith("|") and after.startswith("| ---")
     ]
-    assert sorted(names) == sorted(figures.FIGURES)
-    assert len(names) == len(set(names))
+    assert headers == ["| module | concept |"]
+
+
+def test_rst_regions_are_written_as_grid_tables_and_literals(figures):
+    markdown = (
+        "| data | `ratio` | time |\n| --- | ---: | ---: |\n| a | 0.9 | |\n\n"
+        "From [`benchmarks/results/x.md`](benchmarks/results/x.md): `cmd`.\n"
+    )
+    assert figures.to_rst(markdown) == (
+        "+------+-----------+------+\n"
+        "| data | ``ratio`` | time |\n"
+        "+======+===========+======+\n"
+        "| a    | 0.9       |      |\n"
+        "+------+-----------+------+\n"
+        "\n"
+        "From ``benchmarks/results/x.md``: ``cmd``.\n\n"
+    )
+
+
+def test_a_figure_changed_by_one_digit_in_a_docs_page_fails_the_check(
+    figures, tmp_path, monkeypatch
+):
+    source = next(p for p in figures.PAGES if p.suffix == ".rst")
+    text = source.read_text()
+    region = next(figures.regions(source, text))
+    body = region["body"]
+    digit = next(i for i, c in enumerate(body) if c.isdigit())
+    changed = body[:digit] + str((int(body[digit]) + 1) % 10) + body[digit + 1 :]
+    page = tmp_path / source.name
+    monkeypatch.setattr(figures, "PAGES", (page,))
+    page.write_text(text)
+    assert figures.main(["--check"]) == 0  # the copy itself passes
+    page.write_text(text[: region.start("body")] + changed + text[region.end("body") :])
+    assert figures.main(["--check"]) == 1
 
 
 def test_a_figure_changed_by_one_digit_inside_a_region_fails_the_check(

@@ -110,7 +110,7 @@ class CompressedClassifier(ClassifierMixin, CompressedModel):
     ----------
     classes_ : ndarray of shape (n_classes,)
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (``n_features_in_``,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         The fitted estimator's, defined only when it has them; ``X`` given
         as a DataFrame must then have these columns, in this order.
 
@@ -192,7 +192,7 @@ class CompressedRegressor(RegressorMixin, CompressedModel):
     ----------
     n_outputs_ : int
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (``n_features_in_``,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         The fitted estimator's, defined only when it has them.
 
     See Also
