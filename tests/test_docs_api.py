@@ -9,14 +9,12 @@ itself runs in ``.ci/run``.
 from __future__ import annotations
 
 import importlib
-import pkgutil
 import re
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
-
-import skprune
+from _public_api import public_module_names
 
 API = Path(__file__).resolve().parents[1] / "docs" / "api.rst"
 MODULE = re.compile(r"^\.\. (?:currentmodule|automodule):: (\S+)$")
@@ -24,13 +22,7 @@ ALIAS = re.compile(r"^- ``(\w+)``: :\w+:`([\w.]+)`$")
 
 
 def public_modules() -> list[str]:
-    """skprune and every module under it with no private part in its path."""
-    names = ["skprune"]
-    for info in pkgutil.walk_packages(skprune.__path__, "skprune."):
-        parts = info.name.split(".")[1:]
-        if not any(p.startswith("_") for p in parts):
-            names.append(info.name)
-    return names
+    return public_module_names()
 
 
 def read_api(text: str):

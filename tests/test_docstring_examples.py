@@ -11,12 +11,10 @@ import doctest
 import functools
 import importlib
 import inspect
-import pkgutil
 import re
 
 import pytest
-
-import skprune
+from _public_api import public_module_names
 
 # A numpydoc section header: a title line underlined with dashes.
 SECTION = re.compile(r"^(\S[^\n]*)\n(-+)$", re.MULTILINE)
@@ -40,12 +38,7 @@ PARSER = doctest.DocTestParser()
 
 
 def public_modules() -> list:
-    names = ["skprune"]
-    for info in pkgutil.walk_packages(skprune.__path__, "skprune."):
-        parts = info.name.split(".")
-        # skprune/conftest.py is pytest's settings for the doctests, not an API module
-        if not any(part.startswith("_") for part in parts) and parts[-1] != "conftest":
-            names.append(info.name)
+    names = public_module_names()
     return [importlib.import_module(name) for name in names]
 
 
