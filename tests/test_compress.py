@@ -717,3 +717,51 @@ def test_fitting_a_compressed_model_raises_that_it_cannot_be_trained(text_data, 
         compressed.fit(X, y)
     with pytest.raises(TypeError, match=f"{name} cannot be trained"):
         make_pipeline(MaxAbsScaler(), compressed).fit(X, y)
+
+
+# what a compressed model holds -----------------------------------------------------
+
+
+def _resident_bytes(root) -> int:
+    """Bytes of every distinct array buffer reachable from ``root`` (gc's view)."""
+    import gc
+    import types
+
+    seen, buffers = set(), {}
+    stack = [root]
+    skip = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType,
+            str, bytes, int, float)  # fmt: skip
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, skip):
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, torch.Tensor):
+            storage = obj.untyped_storage()
+            buffers[storage.data_ptr()] = storage.nbytes()
+            continue
+        if isinstance(obj, np.ndarray):
+            while isinstance(obj.base, np.ndarray):
+                obj = obj.base
+            buffers[obj.__array_interface__["data"][0]] = obj.nbytes
+            continue
+        stack.extend(gc.get_referents(obj))
+    return sum(buffers.values())
+
+
+@pytest.mark.parametrize("layouts", EVERY_LAYOUT, ids="-".join)
+@pytest.mark.parametrize("dtype", ["float32", "int8"])
+def test_nbytes_counts_every_array_the_network_holds_after_predicting(
+    text_data, layouts, dtype
+):
+    fitted = _pruned("classifier", "weight", 0.9)
+    compressed = _compiled_copy(fitted.compress(dtype=dtype), layouts)
+    network = compressed.network
+    compressed.predict_proba(text_data[0][:30])
+    compressed.predict_proba(text_data[0][:3].toarray())
+    assert network.nbytes == _resident_bytes(network)
+    # and a dense first layer stored as CSR would show: nothing is hidden
+    if layouts[0] == "row-sparse":
+        first = network.weights[0]
+        assert isinstance(first, np.ndarray)
+        assert network.nbytes >= first.nbytes

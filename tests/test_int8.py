@@ -228,3 +228,19 @@ def test_int8_products_read_the_stored_arrays_without_copies(fitted):
     assert np.shares_memory(operand.indices, csr.indices)
     assert network._dense_products[2].keywords["weight"] is network.weights[2]
     assert _kernels.HAVE_NUMBA
+
+
+@pytest.mark.parametrize(
+    "layouts", [("csr", "csr", "csr"), ("row-sparse", "dense", "dense")]
+)
+def test_int8_prediction_of_a_row_does_not_depend_on_its_batch(
+    fitted, text_data, layouts
+):
+    network = dataclasses.replace(fitted.compress(dtype="int8").network,
+                                  layouts=layouts)  # fmt: skip
+    X = text_data[0][:30]
+    whole = network.decision_function(X)
+    rows = np.concatenate([network.decision_function(X[i : i + 1]) for i in range(30)])
+    assert np.array_equal(rows, whole)
+    parts = [network.decision_function(X[a:b]) for a, b in ((0, 7), (7, 30))]
+    assert np.array_equal(np.concatenate(parts), whole)
