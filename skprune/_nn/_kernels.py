@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import os
 import types
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
@@ -70,6 +71,7 @@ __all__ = [
     "check_index_range",
     "csr_times_csr",
     "csr_times_rows",
+    "csr_times_rows_embedding",
     "dense_times_csr",
     "dense_times_rows",
     "kept_entries",
@@ -306,13 +308,18 @@ class CheckedColumnMap:
     n_weight_rows : int
     """
 
-    __slots__ = ("array", "n_weight_rows")
+    __slots__ = ("array", "identity", "n_weight_rows")
 
     def __init__(self, column_map, n_weight_rows: int):
         checked = _checked_column_map(column_map, len(column_map), n_weight_rows)
         narrow = np.int32 if n_weight_rows < 2**31 else np.int64
         self.array = _read_only(checked.astype(narrow))
         self.n_weight_rows = int(n_weight_rows)
+        #: Whether column j is weight row j for every column (nothing dropped).
+        self.identity = bool(
+            len(checked) == n_weight_rows
+            and np.array_equal(checked, np.arange(len(checked)))
+        )
 
     @property
     def nbytes(self) -> int:
@@ -697,6 +704,60 @@ def csr_times_csr(
         out,
     )
     return out
+
+
+def csr_times_rows_embedding(X, column_map, weight: torch.Tensor) -> np.ndarray:
+    """As :func:`csr_times_rows` for a float32 weight held as a torch tensor.
+
+    The product is torch's ``embedding_bag`` (the uncompressed model's own, with
+    its prefetching kernels), over ``X``'s stored values whose column the map
+    keeps; it sums each row in stored order whatever the batch.
+
+    Parameters
+    ----------
+    X : scipy.sparse CSR matrix or CheckedCSR, of float32
+    column_map : ndarray of integers, shape (X.shape[1],), or CheckedColumnMap
+    weight : torch.Tensor of float32, shape (n_kept, n_out)
+        A C-contiguous CPU tensor.
+
+    Returns
+    -------
+    ndarray of float32, shape (X.shape[0], n_out)
+    """
+    X = _checked_csr(X, "X")
+    if (
+        not isinstance(weight, torch.Tensor)
+        or weight.device.type != "cpu"
+        or weight.dim() != 2
+        or weight.dtype != torch.float32
+        or not weight.is_contiguous()
+    ):
+        raise ValueError("weight must be a 2-d C-contiguous float32 CPU tensor.")
+    if X.dtype != np.float32:
+        raise ValueError(f"weight must hold {X.dtype}, got float32.")
+    identity = isinstance(column_map, CheckedColumnMap) and column_map.identity
+    column_map = _checked_column_map(column_map, X.shape[1], weight.shape[0])
+    with warnings.catch_warnings():  # a read-only X is only read
+        warnings.simplefilter("ignore", UserWarning)
+        columns, offsets, values = (
+            torch.from_numpy(a) for a in (X.indices, X.indptr, X.data)
+        )
+        if not identity:
+            columns, offsets, values = kept_entries(
+                torch.from_numpy(column_map), columns, offsets, values
+            )
+    if columns.dtype != offsets.dtype:  # embedding_bag needs them alike
+        columns, offsets = columns.to(torch.int64), offsets.to(torch.int64)
+    with torch.no_grad():
+        out = torch.nn.functional.embedding_bag(
+            columns,
+            weight,
+            offsets,
+            mode="sum",
+            per_sample_weights=values,
+            include_last_offset=True,
+        )
+    return out.numpy()
 
 
 def dense_times_csr(
