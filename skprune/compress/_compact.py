@@ -40,13 +40,14 @@ __all__ = [
 
 # The cost model of :func:`choose_layouts`, in nanoseconds per input value (a
 # stored value of the CSR input for the first layer, a non-zero activation for
-# the others), measured by ``benchmarks/layout_cost.py`` (2,000 rows, 256
-# outputs, uniform data at 10,000 and 100,000 features and 20 Newsgroups TF-IDF,
-# densities 0.5% to 50%; torch on one thread, on a shared 2-core AMD EPYC: the
-# lead's quiet run is to replace them). A CSR weight adds the surviving weights
-# of the input's row, prefetched, at one cost wherever the weight lies; a
-# dense row adds every weight, vectorised, cheaply from cache and at memory
-# speed beyond it.
+# the others): the products ``benchmarks/layout_cost.py`` times (2,000 rows,
+# 256 outputs, uniform data at 10,000 and 100,000 features and 20 Newsgroups
+# TF-IDF, densities 0.5% to 50%, torch on one thread), from its least loaded
+# runs on a shared 2-core AMD EPYC (load 3 to 5: noisy; a quiet run of the
+# script is to replace them; it prints them in this form). A CSR weight adds
+# the surviving weights of the input's row, prefetched, at one cost wherever
+# the weight lies; a dense row adds every weight, vectorised, cheaply from
+# cache and at memory speed beyond it.
 _COST_NS = {
     # layout: (per input value, per surviving weight)
     "csr": (10.0, 0.66),
@@ -71,10 +72,13 @@ class CompactMLP:
 
     Everything is checked at construction (and when unpickled, which constructs
     again): the chain of shapes, the indices, each CSR weight's structure,
-    finite values, the activation and the layouts. Each weight is then made
-    once into the form its layout multiplies, so every call runs the same code
-    on arrays nothing can change: the fields are read-only, and so are their
-    arrays (copies of those given). ``dataclasses.replace`` makes a changed copy.
+    finite values, the scales, the activation and the layouts. Each weight is
+    then held in the form its layout multiplies (CSR for ``"csr"``, dense
+    otherwise), so every call runs the same code on arrays nothing can change
+    and nothing is made later (:attr:`nbytes` is what stays resident): the
+    fields are read-only, and so are their arrays (copies of those given).
+    Pickles and files hold each weight in its smaller form instead.
+    ``dataclasses.replace`` makes a changed copy.
 
     With numba (:data:`skprune._nn._kernels.HAVE_NUMBA`), each output row is added
     up in one fixed order by compiled loops, so a row's prediction does not
@@ -90,9 +94,10 @@ class CompactMLP:
         The distinct columns of the input that the first layer reads, each in
         ``[0, n_features)``; the first weight has one row per entry.
     weights : sequence of ndarray or scipy.sparse CSR matrix
-        Each of shape (inputs, outputs), finite floats; layer ``i + 1`` has as
-        many inputs as layer ``i`` has outputs. Stored as float32, sparse ones
-        as ``csr_matrix`` with sorted, summed indices.
+        Each of shape (inputs, outputs), finite floats (int8 when ``scales``
+        are given); layer ``i + 1`` has as many inputs as layer ``i`` has
+        outputs. Stored as float32 (or int8), sparse ones as ``csr_matrix``
+        with sorted, summed indices.
     biases : sequence of ndarray
         One per weight, as long as its outputs; finite floats.
     activation : {"relu", "tanh", "logistic"}, default="relu"
@@ -101,15 +106,22 @@ class CompactMLP:
         How each layer multiplies; None chooses by the share of kept weights
         (:func:`choose_layouts`). ``"csr"``: a compiled loop over the surviving
         weights of each input, skipping zero inputs; ``"row-sparse"`` (first
-        layer only): one dense weight row added per stored input value;
+        layer only): one dense weight row added per stored input value
+        (torch's ``embedding_bag`` for float32, a compiled loop for int8);
         ``"dense"``: a compiled loop over the dense weight. Without numba every
         layer is ``"dense"``.
+    scales : sequence of ndarray, default=None
+        For int8 weights: one array per weight of one float32 scale per row,
+        finite and positive; row ``j`` of weight ``i`` stands for
+        ``scales[i][j] * weights[i][j]``. None for float weights.
 
     Attributes
     ----------
-    n_features, input_index, weights, biases, activation, layouts
+    n_features, input_index, weights, biases, activation, layouts, scales
         The parameters as checked and stored: ``input_index`` int64, weights
-        and biases float32, the sequences as tuples.
+        float32 or int8, biases and scales float32, the sequences as tuples.
+    dtype : {"float32", "int8"}
+    nbytes : int
 
     Raises
     ------
