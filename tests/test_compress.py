@@ -92,7 +92,10 @@ def test_unit_left_with_only_a_bias_is_folded_into_the_next_layer():
     )
 
 
-def test_weights_are_held_in_their_layouts_form_and_saved_in_the_smaller_one():
+def test_weights_are_held_in_their_layouts_form_and_saved_in_the_smaller_one(
+    monkeypatch,
+):
+    monkeypatch.setattr(_kernels, "HAVE_NUMBA", True)  # numba is a dependency
     torch.manual_seed(0)
     module = MLPModule(200, 3, hidden_layer_sizes=(20,))
     with torch.no_grad():

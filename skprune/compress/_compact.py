@@ -519,7 +519,9 @@ def _sparse_product(operand, layout: str, column_map, scales=None):
             weight=operand,
             scales=scales,
         )
-    return partial(_scipy_product, column_map=column_map.array, weight=operand)
+    return partial(
+        _scipy_product, column_map=column_map.array, weight=operand, scales=scales
+    )
 
 
 def _dense_product(operand, layout: str, scales=None):
@@ -530,15 +532,23 @@ def _dense_product(operand, layout: str, scales=None):
         operand = operand.numpy()  # the same memory, for dense input
     if _kernels.HAVE_NUMBA:
         return partial(_kernels.dense_times_rows, weight=operand, scales=scales)
-    return partial(_blas_product, weight=operand)
+    return partial(_blas_product, weight=operand, scales=scales)
 
 
-def _blas_product(h: np.ndarray, weight: np.ndarray) -> np.ndarray:
+def _blas_product(h: np.ndarray, weight: np.ndarray, scales=None) -> np.ndarray:
+    # Without numba an int8 weight is widened per call: numpy has no int8 kernel.
+    if scales is not None:
+        return (h * scales) @ weight.astype(np.float32)
     return h @ weight
 
 
-def _scipy_product(X, column_map: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    return np.asarray(_select_columns(X, column_map) @ weight)
+def _scipy_product(X, column_map: np.ndarray, weight: np.ndarray, scales=None):
+    X = _select_columns(X, column_map)
+    if scales is not None:
+        return np.asarray(
+            X.multiply(scales[None, :]).tocsr() @ weight.astype(np.float32)
+        )
+    return np.asarray(X @ weight)
 
 
 def _density(weight) -> float:
