@@ -1,9 +1,9 @@
 """Compiled loops that torch and scipy lack: sparse products and a lazy Adam row step.
 
-Four kinds of loop, each parallel over the rows of its output and each adding
-up an output row in one fixed order, whatever the number of rows (BLAS does
-not: it picks other kernels for other batch sizes, which changes the last bits
-of a float32 row):
+Four kinds of loop, each over the rows of its output (in parallel when the work
+is large enough) and each adding up an output row in one fixed order, whatever
+the number of rows or threads (BLAS does not: it picks other kernels for other
+batch sizes, which changes the last bits of a float32 row):
 
 - a CSR batch times a weight stored row by row, dense (every stored input value
   adds one weight row) or CSR (it adds only that row's surviving weights), into
@@ -13,6 +13,9 @@ of a float32 row):
 - dense rows times a dense weight, skipping zero activations;
 - Adam's update of the rows a sparse gradient touches, in place and in one pass
   over each row of the weight, both moments and the gradient.
+
+Besides, :func:`csr_times_rows_embedding` checks its arguments as the others do
+and hands a dense float32 first layer to torch's ``embedding_bag``.
 
 The loops do not check their indices: an index outside an array reads or writes
 outside it. So they are reached only through the public functions here, which
