@@ -281,6 +281,7 @@ def measure_prediction(size: tuple, repeats: int = 5) -> dict:
             random_state=0,
         ).fit(X, y)
         compressed = pruned.compress()
+        int8 = pruned.compress(dtype="int8")
         chosen = list(compressed.network.layouts)
         first_alternatives = {"csr", "row-sparse"} - {chosen[0]}
         contestants = {"uncompressed": pruned, "compressed": compressed}
@@ -288,6 +289,7 @@ def measure_prediction(size: tuple, repeats: int = 5) -> dict:
             contestants[f"first layer {layout}"] = _with_layouts(
                 compressed, [layout, *chosen[1:]]
             )
+        contestants["compressed int8"] = int8
         times = _best_of_interleaved(contestants, X_test, repeats)
         result["cases"].append(
             {
@@ -298,6 +300,8 @@ def measure_prediction(size: tuple, repeats: int = 5) -> dict:
                 "repr": repr(compressed.network),
                 "seconds": times,
                 "compressed_weights_mb": compressed.network.nbytes / 2**20,
+                "int8_weights_mb": int8.network.nbytes / 2**20,
+                "int8_layouts": list(int8.network.layouts),
                 "agreement": float(
                     np.mean(compressed.predict(X_test) == pruned.predict(X_test))
                 ),
@@ -465,7 +469,9 @@ def format_prediction(p: dict) -> list[str]:
         f"`predict_proba` on {p['n_test']:,} test rows of the main matrix, best of "
         "5 taken in turns, against the same pruned model uncompressed (skorch). "
         "`compressed` uses the layouts `compress()` chose; the other rows force the "
-        "first layer into the other layout. Size: the compressed model's arrays "
+        "first layer into the other layout; `compressed int8` is "
+        "`compress(dtype='int8')` in its own chosen layouts. Size: every array the "
+        "compressed model holds once it has predicted (`nbytes`) "
         f"against the dense model's {p['dense_weights_mb']:.0f} MB of float32 "
         "weights.",
         "",
@@ -476,9 +482,11 @@ def format_prediction(p: dict) -> list[str]:
     for case in p["cases"]:
         base = case["seconds"]["uncompressed"]
         for name, seconds in case["seconds"].items():
+            held = {"compressed": "compressed_weights_mb",
+                    "compressed int8": "int8_weights_mb"}.get(name)  # fmt: skip
             smaller = (
-                f"{p['dense_weights_mb'] / case['compressed_weights_mb']:.1f}x"
-                if name == "compressed"
+                f"{p['dense_weights_mb'] / case[held]:.1f}x"
+                if held and held in case
                 else ""
             )
             lines.append(

@@ -17,7 +17,7 @@ from ._base import BasePruned
 from ._compat import _fit_context
 from ._nn.modules import MLPModule
 from ._wiring import DEFAULT_NET_TRAINING
-from .compress._compact import compact_mlp
+from .compress._compact import check_dtype, compact_mlp
 from .compress._estimators import CompressedRegressor, _as_targets, copy_feature_names
 
 __all__ = ["PrunedRegressor", "default_regressor_net"]
@@ -229,21 +229,35 @@ class PrunedRegressor(RegressorMixin, BasePruned):
         outputs = self._net_outputs(X, nonlinearity=True)
         return _as_targets(outputs.reshape(len(outputs), -1))
 
-    def compress(self) -> CompressedRegressor:
+    def compress(self, dtype: str = "float32") -> CompressedRegressor:
         """A compact, prediction-only copy of the fitted model.
 
         Hidden units and input features that pruning left without weights are
-        physically removed and prediction runs in numpy and scipy, with the same
+        physically removed and prediction runs in compiled loops, with the same
         predictions to float tolerance; see
         :meth:`skprune.PrunedClassifier.compress`. Needs the fitted net's module
         to be an :class:`~skprune.MLPModule`.
 
+        Parameters
+        ----------
+        dtype : {"float32", "int8"}, default="float32"
+            How the weights are stored; ``"int8"`` as in
+            :meth:`skprune.PrunedClassifier.compress`.
+
         Returns
         -------
         compressed : CompressedRegressor
+
+        Raises
+        ------
+        ValueError
+            If ``dtype`` is unknown, or the weights are not all finite.
         """
+        check_dtype(dtype)
         check_is_fitted(self)
-        compressed = CompressedRegressor(compact_mlp(self.estimator_.module_))
+        compressed = CompressedRegressor(
+            compact_mlp(self.estimator_.module_, dtype=dtype)
+        )
         return copy_feature_names(compressed, self)
 
     def __sklearn_tags__(self):

@@ -92,15 +92,23 @@ def test_unit_left_with_only_a_bias_is_folded_into_the_next_layer():
     )
 
 
-def test_weights_are_stored_sparse_only_where_that_is_smaller():
+def test_weights_are_held_in_their_layouts_form_and_saved_in_the_smaller_one(
+    monkeypatch,
+):
+    monkeypatch.setattr(_kernels, "HAVE_NUMBA", True)  # numba is a dependency
     torch.manual_seed(0)
     module = MLPModule(200, 3, hidden_layer_sizes=(20,))
     with torch.no_grad():
         weight = module.layers[0].weight
         weight.mul_((torch.rand(weight.shape) < 0.05).float())
     compact = compact_mlp(module)
-    assert sp.issparse(compact.weights[0])
-    assert isinstance(compact.weights[1], np.ndarray)  # dense output layer
+    for layouts in (["row-sparse", "dense"], ["csr", "csr"]):
+        compact = dataclasses.replace(compact, layouts=layouts)
+        for weight, layout in zip(compact.weights, layouts, strict=True):
+            assert sp.issparse(weight) == (layout == "csr")
+        saved = compact.__getstate__()["weights"]
+        assert sp.issparse(saved[0])  # 5% kept: CSR is smaller
+        assert isinstance(saved[1], np.ndarray)  # dense output layer
 
 
 def test_shrunk_module_computes_the_same_function_on_full_width_input():
@@ -255,10 +263,17 @@ def test_layout_follows_the_share_of_kept_weights_and_shows_in_the_repr(monkeypa
     def weight(shape, density):
         return (rng.random(shape) < density) * rng.standard_normal(shape)
 
-    sparse = [weight((300, 40), 0.005), weight((400, 40), 0.005)]
+    sparse = [weight((300, 1024), 0.005), weight((1024, 256), 0.01)]
     assert choose_layouts(sparse) == ["csr", "csr"]
     dense = [weight((300, 40), 1.0), weight((40, 4), 1.0)]
     assert choose_layouts(dense) == ["row-sparse", "dense"]
+    # A narrow layer's rows are cheap whole: CSR's fixed cost per value loses.
+    assert choose_layouts([weight((300, 40), 0.005)]) == ["row-sparse"]
+    # 10% kept: dense rows win from cache, lose when read from memory.
+    in_cache = sp.random(3000, 256, density=0.1, format="csr", random_state=0)
+    from_memory = sp.random(70_000, 256, density=0.1, format="csr", random_state=0)
+    assert choose_layouts([in_cache]) == ["row-sparse"]
+    assert choose_layouts([from_memory.astype(np.float32)]) == ["csr"]
     compact = compact_mlp(_module_with_density(1.0))
     assert compact.layouts == ("row-sparse", "dense", "dense")
     assert "300x40 row-sparse (100.0% kept)" in repr(compact)
@@ -705,3 +720,51 @@ def test_fitting_a_compressed_model_raises_that_it_cannot_be_trained(text_data, 
         compressed.fit(X, y)
     with pytest.raises(TypeError, match=f"{name} cannot be trained"):
         make_pipeline(MaxAbsScaler(), compressed).fit(X, y)
+
+
+# what a compressed model holds -----------------------------------------------------
+
+
+def _resident_bytes(root) -> int:
+    """Bytes of every distinct array buffer reachable from ``root`` (gc's view)."""
+    import gc
+    import types
+
+    seen, buffers = set(), {}
+    stack = [root]
+    skip = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType,
+            str, bytes, int, float)  # fmt: skip
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, skip):
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, torch.Tensor):
+            storage = obj.untyped_storage()
+            buffers[storage.data_ptr()] = storage.nbytes()
+            continue
+        if isinstance(obj, np.ndarray):
+            while isinstance(obj.base, np.ndarray):
+                obj = obj.base
+            buffers[obj.__array_interface__["data"][0]] = obj.nbytes
+            continue
+        stack.extend(gc.get_referents(obj))
+    return sum(buffers.values())
+
+
+@pytest.mark.parametrize("layouts", EVERY_LAYOUT, ids="-".join)
+@pytest.mark.parametrize("dtype", ["float32", "int8"])
+def test_nbytes_counts_every_array_the_network_holds_after_predicting(
+    text_data, layouts, dtype
+):
+    fitted = _pruned("classifier", "weight", 0.9)
+    compressed = _compiled_copy(fitted.compress(dtype=dtype), layouts)
+    network = compressed.network
+    compressed.predict_proba(text_data[0][:30])
+    compressed.predict_proba(text_data[0][:3].toarray())
+    assert network.nbytes == _resident_bytes(network)
+    # and a dense first layer stored as CSR would show: nothing is hidden
+    if layouts[0] == "row-sparse":
+        first = network.weights[0]
+        assert isinstance(first, np.ndarray)
+        assert network.nbytes >= first.nbytes

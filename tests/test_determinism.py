@@ -264,7 +264,10 @@ del os.environ["OMP_NUM_THREADS"]
 report = {"limited": limited, "caller": torch.get_num_threads()}
 if HAVE_NUMBA:
     import numba
-    report["numba_layer"] = numba.threading_layer()
+    try:
+        report["numba_layer"] = numba.threading_layer()
+    except ValueError:  # one thread: the kernels ran serially, no layer started
+        report["numba_layer"] = None
 
 def later():
     report["new_thread_defaults"] = [

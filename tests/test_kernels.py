@@ -9,7 +9,7 @@ import ast
 import re
 from pathlib import Path
 
-import numba  # noqa: F401 - a missing numba must fail this module, not skip it
+import numba  # a missing numba must fail this module, not skip it
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -215,6 +215,59 @@ def _bad_argument_cases():
     yield "dense_times_rows", (h[:, :-1], weight), "h has 2 columns"
     yield "dense_times_rows", (h, weight.astype(np.float64)), "must hold float32"
     yield "dense_times_rows", (h.tolist(), weight), "h must be a numpy array"
+    yield from _embedding_cases(X, column_map, weight)
+    yield from _int8_cases(X, column_map, weight, h)
+
+
+def _embedding_cases(X, column_map, weight):
+    kernel, tensor = "csr_times_rows_embedding", torch.from_numpy(weight)
+    yield kernel, (X.toarray(), column_map, tensor), "X must be a scipy.sparse CSR"
+    yield kernel, (_bad_indices(X, 6), column_map, tensor), "X has column index 6"
+    yield kernel, (_bad_indices(X, -1), column_map, tensor), "X has column index -1"
+    yield kernel, (X.astype(np.float64), column_map, tensor), "weight must hold float64"
+    yield kernel, (X, column_map, weight), "weight must be a 2-d C-contiguous float32"
+    yield kernel, (X, column_map, tensor.double()), "weight must be a 2-d C-contig"
+    wide = torch.from_numpy(np.ascontiguousarray(weight.T)).T
+    yield kernel, (X, column_map, wide), "weight must be a 2-d C-contiguous"
+    yield kernel, (X, column_map, tensor[None]), "weight must be a 2-d C-contiguous"
+    high = column_map.copy()
+    high[1] = len(weight)
+    yield kernel, (X, high, tensor), f"column_map has entry {len(weight)}"
+    yield kernel, (X, column_map[:-1], tensor), "column_map has 5 entries"
+    checked = _kernels.CheckedColumnMap(column_map, len(weight) + 1)
+    yield kernel, (X, checked, tensor), "column_map points into 4 weight rows"
+
+
+def _int8_cases(X, column_map, weight, h):
+    values = np.clip(np.rint(weight * 40), -127, 127).astype(np.int8)
+    scales = np.full(len(values), 0.025, dtype=np.float32)
+    csr = sp.csr_matrix(values)
+    products = {
+        "csr_times_rows": (X, column_map, values),
+        "csr_times_csr": (X, column_map, csr),
+        "dense_times_rows": (h, values),
+        "dense_times_csr": (h, csr),
+    }
+    for kernel, arguments in products.items():
+        yield kernel, arguments, "An int8 weight needs scales"
+        yield kernel, (*arguments, scales[:-1]), "scales must be a 1-d float32 array of"
+        yield kernel, (*arguments, scales.astype(np.float64)), "scales must be a 1-d"
+        yield kernel, (*arguments, scales[None]), "scales must be a 1-d float32"
+        yield kernel, (*arguments, -scales), "scales must be finite and positive"
+        yield kernel, (*arguments, scales * 0), "scales must be finite and positive"
+        yield kernel, (*arguments, scales * np.nan), "scales must be finite and pos"
+        as_float = (arguments[0].astype(np.float64), *arguments[1:], scales)
+        yield kernel, as_float, "must hold float32 to multiply an int8 weight"
+        float_weight = (*arguments[:-1], _float_like(arguments[-1]), scales)
+        yield kernel, float_weight, "scales are only for an int8 weight"
+    yield "csr_times_rows", (X, column_map, values.astype(np.int16), scales), "2-d"
+    bad = _bad_indices(csr, 3)
+    yield "csr_times_csr", (X, column_map, bad, scales), "weight has column index 3"
+    yield "dense_times_csr", (h, bad, scales), "weight has column index 3"
+
+
+def _float_like(weight):
+    return weight.astype(np.float32)
 
 
 BAD_ARGUMENTS = list(_bad_argument_cases())
@@ -263,13 +316,83 @@ def test_products_accept_what_the_checks_let_through(kernels):
     )
 
 
+def test_int8_products_match_the_scaled_float_product(kernels):
+    X, column_map, weight, _, h = _valid(n_rows=7, n_cols=10, n_out=5)
+    values = np.clip(np.rint(weight * 40), -127, 127).astype(np.int8)
+    scales = np.linspace(0.01, 0.05, len(values)).astype(np.float32)
+    exact = values * scales[:, None].astype(np.float64)  # what the int8 stands for
+    expected = X[:, ::2].toarray().astype(np.float64) @ exact
+    csr = sp.csr_matrix(values)
+    got = [
+        kernels.csr_times_rows(X, column_map, values, scales),
+        kernels.csr_times_csr(X, column_map, csr, scales),
+        # a non-contiguous int8 weight is read through a contiguous copy
+        kernels.csr_times_rows(X, column_map, np.asfortranarray(values), scales),
+    ]
+    for out in got:
+        assert out.dtype == np.float32
+        np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+    hidden = h.astype(np.float64) @ exact
+    for out in (kernels.dense_times_rows(h, values, scales),
+                kernels.dense_times_csr(h, csr, scales)):  # fmt: skip
+        np.testing.assert_allclose(out, hidden, rtol=1e-5, atol=1e-6)
+
+
+def test_the_embedding_product_matches_the_compiled_one_to_the_bit_per_row(kernels):
+    X, column_map, weight, _, _ = _valid(n_rows=9, n_cols=12, n_out=6)
+    X = sp.vstack([X, sp.csr_matrix((2, 12), dtype=np.float32)]).tocsr()
+    tensor = torch.from_numpy(weight)
+    checked = kernels.CheckedColumnMap(column_map, len(weight))
+    whole = kernels.csr_times_rows_embedding(X, checked, tensor)
+    np.testing.assert_allclose(whole, X[:, ::2].toarray() @ weight, atol=1e-6)
+    assert not whole[-2:].any()  # empty last rows
+    rows = [kernels.csr_times_rows_embedding(X[i : i + 1], column_map, tensor)
+            for i in range(X.shape[0])]  # fmt: skip
+    assert np.array_equal(np.concatenate(rows), whole)
+    identity = kernels.CheckedColumnMap(np.arange(12), 12)
+    full = torch.from_numpy(np.random.default_rng(0).random((12, 6), np.float32))
+    np.testing.assert_allclose(
+        kernels.csr_times_rows_embedding(X, identity, full),
+        X.toarray() @ full.numpy(), atol=1e-6,
+    )  # fmt: skip
+
+
+def test_a_checked_column_map_is_checked_once_and_read_only(kernels):
+    with pytest.raises(ValueError, match="column_map has entry 3"):
+        kernels.CheckedColumnMap(np.array([0, 3, -1]), 3)
+    with pytest.raises(ValueError, match="column_map has entry -2"):
+        kernels.CheckedColumnMap(np.array([0, -2]), 3)
+    checked = kernels.CheckedColumnMap(np.array([2, -1, 0]), 3)
+    assert checked.array.dtype == np.int32 and not checked.array.flags.writeable
+    assert not checked.identity
+    assert kernels.CheckedColumnMap(np.arange(4), 4).identity
+
+
+def test_small_products_run_serially_and_large_ones_set_threads_once(
+    kernels, monkeypatch, two_torch_threads
+):
+
+    calls = []
+    real = numba.set_num_threads
+    monkeypatch.setattr(numba, "set_num_threads", lambda n: calls.append(n) or real(n))
+    X, column_map, weight, weight_csr, h = _valid()
+    serial = kernels.csr_times_csr(X, column_map, weight_csr)  # a few multiply-adds
+    kernels.dense_times_rows(h[:1], weight)
+    assert calls == []  # no parallel region, no thread setting
+    monkeypatch.setattr(kernels, "PARALLEL_WORK", 0)
+    parallel = [kernels.csr_times_csr(X, column_map, weight_csr) for _ in range(3)]
+    assert len(calls) <= 1  # set when it differed, not around every call
+    assert all(np.array_equal(serial, out) for out in parallel)  # the same bits
+    assert torch.get_num_threads() == 2
+
+
 def test_a_checked_csr_weight_keeps_read_only_copies(kernels):
     _, _, _, weight_csr, h = _valid()
     checked = kernels.CheckedCSR(weight_csr, name="weight", own=True)
     weight_csr.indices[0] = 10**6  # changing the source afterwards changes nothing
     for array in (checked.indptr, checked.indices, checked.data):
         assert not array.flags.writeable
-        assert array.dtype in (np.int64, np.float32)
+        assert array.dtype in (np.int32, np.int64, np.float32)
     weight_csr.indices[0] = 0
     np.testing.assert_allclose(
         kernels.dense_times_csr(h, checked), h @ weight_csr.toarray(), atol=1e-6

@@ -1,9 +1,9 @@
 """Compiled loops that torch and scipy lack: sparse products and a lazy Adam row step.
 
-Four kinds of loop, each parallel over the rows of its output and each adding
-up an output row in one fixed order, whatever the number of rows (BLAS does
-not: it picks other kernels for other batch sizes, which changes the last bits
-of a float32 row):
+Four kinds of loop, each over the rows of its output (in parallel when the work
+is large enough) and each adding up an output row in one fixed order, whatever
+the number of rows or threads (BLAS does not: it picks other kernels for other
+batch sizes, which changes the last bits of a float32 row):
 
 - a CSR batch times a weight stored row by row, dense (every stored input value
   adds one weight row) or CSR (it adds only that row's surviving weights), into
@@ -14,6 +14,9 @@ of a float32 row):
 - Adam's update of the rows a sparse gradient touches, in place and in one pass
   over each row of the weight, both moments and the gradient.
 
+Besides, :func:`csr_times_rows_embedding` checks its arguments as the others do
+and hands a dense float32 first layer to torch's ``embedding_bag``.
+
 The loops do not check their indices: an index outside an array reads or writes
 outside it. So they are reached only through the public functions here, which
 check every array on its way in, in O(size) vectorised numpy: dtypes, shapes that
@@ -21,7 +24,18 @@ agree, the structure of each CSR matrix (:class:`CheckedCSR`) and every index
 against the array it indexes, raising ``ValueError`` that names the argument.
 An array the loop only reads is made C-contiguous if it is not (a copy); one it
 writes must already be. :class:`CheckedCSR` is a CSR matrix checked once, for a
-weight that many calls multiply by.
+weight that many calls multiply by, and :class:`CheckedColumnMap` a column map
+checked once: a prediction then checks only its input. Index arrays are used as
+stored, int32 or int64 (others become int64), so a weight is never widened per
+call.
+
+A weight may be int8 with one float32 scale per row (``scales``): each input
+value is multiplied by its row's scale once, then by the int8 weights as they
+are stored. The products that read a weight row per input value fetch the row
+of a value a few values ahead (a prefetch), so that the random rows of a wide
+weight arrive from memory while the current one is added. A product whose work
+(multiply-adds) is below :data:`PARALLEL_WORK` runs serially: a single row
+never waits for a second thread.
 
 They are compiled with numba on first use (``cache=True``: later processes load
 the machine code from disk). Without numba, :data:`HAVE_NUMBA` is False and the
@@ -36,6 +50,8 @@ No scikit-learn here.
 from __future__ import annotations
 
 import os
+import types
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
@@ -50,12 +66,15 @@ from ._threads import set_this_threads_count
 
 __all__ = [
     "HAVE_NUMBA",
+    "PARALLEL_WORK",
     "CheckedCSR",
+    "CheckedColumnMap",
     "adam_rows_",
     "check_compressed_structure",
     "check_index_range",
     "csr_times_csr",
     "csr_times_rows",
+    "csr_times_rows_embedding",
     "dense_times_csr",
     "dense_times_rows",
     "kept_entries",
@@ -66,6 +85,14 @@ __all__ = [
 HAVE_NUMBA = numba is not None and os.environ.get("SKPRUNE_DISABLE_NUMBA") != "1"
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_INDEX_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
+_INT8 = np.dtype(np.int8)
+
+#: Multiply-adds below which a product runs on one thread: waking a second
+#: thread costs tens of microseconds, what about this much work costs.
+PARALLEL_WORK = 200_000
+#: How many stored input values ahead a product prefetches the weight row of.
+_AHEAD = 16
 
 
 def kept_entries(
@@ -191,10 +218,11 @@ def check_compressed_structure(
 class CheckedCSR:
     """A CSR matrix whose arrays were checked for the compiled loops.
 
-    The index arrays are int64 and C-contiguous, the pointers consistent and
-    every column index in ``[0, shape[1])``; the values are C-contiguous floats.
-    Made once for a weight that many products use; the products also take a
-    plain scipy CSR matrix, which they check at each call.
+    The index arrays are int32 or int64 (as stored; other integers become
+    int64) and C-contiguous, the pointers consistent and every column index in
+    ``[0, shape[1])``; the values are C-contiguous floats, or int8 where
+    ``dtype`` asks for it. Made once for a weight that many products use; the
+    products also take a plain scipy CSR matrix, which they check at each call.
 
     Parameters
     ----------
@@ -202,7 +230,8 @@ class CheckedCSR:
     name : str, default="X"
         The argument's name in error messages.
     dtype : numpy dtype, default=None
-        The dtype the values must have; None accepts float32 and float64.
+        The dtype the values must have; None accepts float32 and float64, and
+        only an explicit ``np.int8`` accepts int8 values.
     own : bool, default=False
         Keep read-only copies of the arrays, so that nothing can change them
         after the check; otherwise the arrays are shared with ``matrix``
@@ -210,8 +239,8 @@ class CheckedCSR:
 
     Attributes
     ----------
-    indptr, indices : ndarray of int64
-    data : ndarray of float32 or float64
+    indptr, indices : ndarray of int32 or int64
+    data : ndarray of float32, float64 or int8
     shape : tuple of int
     """
 
@@ -227,9 +256,13 @@ class CheckedCSR:
         if len(matrix.shape) != 2:
             raise ValueError(f"{name} must be 2-d, got shape {matrix.shape}.")
         data = np.asarray(matrix.data)
-        if data.ndim != 1 or data.dtype not in _FLOATS:
+        allowed = (
+            (_INT8,) if dtype is not None and np.dtype(dtype) == _INT8 else _FLOATS
+        )
+        if data.ndim != 1 or data.dtype not in allowed:
+            kinds = " or ".join(str(d) for d in allowed)
             raise ValueError(
-                f"{name}.data must be a 1-d array of float32 or float64, got "
+                f"{name}.data must be a 1-d array of {kinds}, got "
                 f"{data.ndim}-d {data.dtype}."
             )
         if dtype is not None and data.dtype != dtype:
@@ -261,13 +294,51 @@ class CheckedCSR:
         return len(self.data)
 
 
+class CheckedColumnMap:
+    """A column map checked once: each input column's weight row, or -1.
+
+    Parameters
+    ----------
+    column_map : ndarray of integers, shape (n_columns,)
+        Entries in ``[-1, n_weight_rows)``.
+    n_weight_rows : int
+        Rows of the weight the map points into.
+
+    Attributes
+    ----------
+    array : ndarray of int32 (int64 for more than 2**31 - 1 weight rows)
+        A read-only copy.
+    n_weight_rows : int
+    """
+
+    __slots__ = ("array", "identity", "n_weight_rows")
+
+    def __init__(self, column_map, n_weight_rows: int):
+        checked = _checked_column_map(column_map, len(column_map), n_weight_rows)
+        narrow = np.int32 if n_weight_rows < 2**31 else np.int64
+        self.array = _read_only(checked.astype(narrow))
+        self.n_weight_rows = int(n_weight_rows)
+        #: Whether column j is weight row j for every column (nothing dropped).
+        self.identity = bool(
+            len(checked) == n_weight_rows
+            and np.array_equal(checked, np.arange(len(checked)))
+        )
+
+    @property
+    def nbytes(self) -> int:
+        return self.array.nbytes
+
+
 def _read_only(array: np.ndarray) -> np.ndarray:
     array.flags.writeable = False
     return array
 
 
 def _index(array) -> np.ndarray:
-    return np.ascontiguousarray(array, dtype=np.int64)
+    """Indices as stored when int32 or int64 (contiguous), else as int64."""
+    array = np.asarray(array)
+    dtype = array.dtype if array.dtype in _INDEX_DTYPES else np.int64
+    return np.ascontiguousarray(array, dtype=dtype)
 
 
 def _checked_csr(matrix, name: str, dtype=None) -> CheckedCSR:
@@ -279,13 +350,14 @@ def _checked_csr(matrix, name: str, dtype=None) -> CheckedCSR:
 
 
 def _checked_dense(array, name: str, dtype=None) -> np.ndarray:
-    """A 2-d float ndarray, C-contiguous (a copy if it was not)."""
+    """A 2-d float (or, when ``dtype`` says so, int8) ndarray, C-contiguous."""
     if not isinstance(array, np.ndarray):
         raise TypeError(f"{name} must be a numpy array, got {type(array).__name__}.")
-    if array.ndim != 2 or array.dtype not in _FLOATS:
+    allowed = (_INT8,) if dtype is not None and np.dtype(dtype) == _INT8 else _FLOATS
+    if array.ndim != 2 or array.dtype not in allowed:
+        kinds = " or ".join(str(d) for d in allowed)
         raise ValueError(
-            f"{name} must be a 2-d array of float32 or float64, got "
-            f"{array.ndim}-d {array.dtype}."
+            f"{name} must be a 2-d array of {kinds}, got {array.ndim}-d {array.dtype}."
         )
     if dtype is not None and array.dtype != dtype:
         raise ValueError(f"{name} must hold {np.dtype(dtype)}, got {array.dtype}.")
@@ -293,7 +365,19 @@ def _checked_dense(array, name: str, dtype=None) -> np.ndarray:
 
 
 def _checked_column_map(column_map, n_columns: int, n_weight_rows: int) -> np.ndarray:
-    """``column_map`` as int64: an entry in [-1, n_weight_rows) per column of X."""
+    """``column_map`` as int32 or int64: an entry in [-1, n_weight_rows) per column."""
+    if isinstance(column_map, CheckedColumnMap):
+        if len(column_map.array) != n_columns:
+            raise ValueError(
+                f"column_map has {len(column_map.array)} entries, but X has "
+                f"{n_columns} columns: it needs one per column."
+            )
+        if column_map.n_weight_rows != n_weight_rows:
+            raise ValueError(
+                f"column_map points into {column_map.n_weight_rows} weight rows, "
+                f"but the weight has {n_weight_rows}."
+            )
+        return column_map.array
     column_map = np.asarray(column_map)
     if column_map.ndim != 1 or column_map.dtype.kind not in "iu":
         raise ValueError(
@@ -323,49 +407,133 @@ def _check_inner_sizes(h_columns: int, weight_rows: int, name: str = "h") -> Non
         )
 
 
+def _checked_scales(scales, weight_dtype: np.dtype, n_rows: int):
+    """None for a float weight; for an int8 one, n_rows finite positive float32."""
+    if weight_dtype != _INT8:
+        if scales is not None:
+            raise ValueError("scales are only for an int8 weight; this one is float.")
+        return None
+    if scales is None:
+        raise ValueError("An int8 weight needs scales: one float32 per weight row.")
+    scales = np.asarray(scales)
+    if scales.dtype != np.float32 or scales.shape != (n_rows,):
+        raise ValueError(
+            f"scales must be a 1-d float32 array of {n_rows} entries (one per weight "
+            f"row), got {scales.ndim}-d {scales.dtype} of shape {scales.shape}."
+        )
+    if not (np.isfinite(scales).all() and (scales > 0).all()):
+        raise ValueError("scales must be finite and positive.")
+    return np.ascontiguousarray(scales)
+
+
 # --- the loops, compiled lazily ---------------------------------------------------
 
+if numba is not None:
+    from llvmlite import binding as _llvm
+    from llvmlite import ir as _ir
+    from numba.core import cgutils as _cgutils
+    from numba.extending import intrinsic as _intrinsic
 
-def _csr_times_rows(indptr, indices, data, column_map, weight, out):
+    # LLVM names the intrinsic by its pointer type: opaque pointers from LLVM 15.
+    _PREFETCH = (
+        "llvm.prefetch.p0" if _llvm.llvm_version_info >= (15,) else "llvm.prefetch.p0i8"
+    )
+
+    @_intrinsic
+    def _prefetch(typingctx, array, index):
+        """Ask the CPU to fetch ``array.flat[index]``'s cache line (a hint only)."""
+
+        def codegen(context, builder, signature, args):
+            array_type = signature.args[0]
+            data = context.make_array(array_type)(context, builder, args[0]).data
+            address = builder.bitcast(
+                builder.gep(data, [args[1]]), _ir.IntType(8).as_pointer()
+            )
+            int32 = _ir.IntType(32)
+            function = _cgutils.get_or_insert_function(
+                builder.module,
+                _ir.FunctionType(_ir.VoidType(), [address.type, int32, int32, int32]),
+                _PREFETCH,
+            )
+            # read, keep in every cache level, data (not instructions)
+            builder.call(
+                function, [address, *(_ir.Constant(int32, v) for v in (0, 3, 1))]
+            )
+            return context.get_dummy_value()
+
+        return numba.types.void(array, index), codegen
+
+
+def _csr_times_rows(indptr, indices, data, column_map, weight, scales, out):
+    n_stored = indptr[out.shape[0]]
+    n_out = weight.shape[1]
     for i in numba.prange(out.shape[0]):
+        acc = out[i]
         for k in range(indptr[i], indptr[i + 1]):
+            if k + _AHEAD < n_stored:
+                ahead = column_map[indices[k + _AHEAD]]
+                if ahead >= 0:
+                    for t in range(0, n_out, 16):
+                        _prefetch(weight, ahead * n_out + t)
             j = column_map[indices[k]]
             if j < 0:
                 continue
             x = data[k]
-            for c in range(weight.shape[1]):
-                out[i, c] += x * weight[j, c]
+            if scales is not None:
+                x = x * scales[j]
+            row = weight[j]
+            for c in range(n_out):
+                acc[c] += x * row[c]
 
 
-def _csr_times_csr(indptr, indices, data, column_map, w_indptr, w_indices, w_data, out):
+def _csr_times_csr(
+    indptr, indices, data, column_map, w_indptr, w_indices, w_data, scales, out
+):
+    n_stored = indptr[out.shape[0]]
     for i in numba.prange(out.shape[0]):
+        acc = out[i]
         for k in range(indptr[i], indptr[i + 1]):
+            if k + _AHEAD < n_stored:
+                ahead = column_map[indices[k + _AHEAD]]
+                if ahead >= 0:
+                    for t in range(w_indptr[ahead], w_indptr[ahead + 1], 16):
+                        _prefetch(w_data, t)
+                        _prefetch(w_indices, t)
             j = column_map[indices[k]]
             if j < 0:
                 continue
             x = data[k]
+            if scales is not None:
+                x = x * scales[j]
             for m in range(w_indptr[j], w_indptr[j + 1]):
-                out[i, w_indices[m]] += x * w_data[m]
+                acc[w_indices[m]] += x * w_data[m]
 
 
-def _dense_times_csr(h, w_indptr, w_indices, w_data, out):
+def _dense_times_csr(h, w_indptr, w_indices, w_data, scales, out):
     for i in numba.prange(out.shape[0]):
+        acc = out[i]
         for j in range(h.shape[1]):
             x = h[i, j]
             if x == 0:
                 continue
+            if scales is not None:
+                x = x * scales[j]
             for m in range(w_indptr[j], w_indptr[j + 1]):
-                out[i, w_indices[m]] += x * w_data[m]
+                acc[w_indices[m]] += x * w_data[m]
 
 
-def _dense_times_rows(h, weight, out):
+def _dense_times_rows(h, weight, scales, out):
     for i in numba.prange(out.shape[0]):
+        acc = out[i]
         for j in range(h.shape[1]):
             x = h[i, j]
             if x == 0:
                 continue
+            if scales is not None:
+                x = x * scales[j]
+            row = weight[j]
             for c in range(weight.shape[1]):
-                out[i, c] += x * weight[j, c]
+                acc[c] += x * row[c]
 
 
 def _adam_segments(
@@ -403,36 +571,79 @@ _SOURCES = {
 _COMPILED: dict = {}
 
 
-def _compiled(name: str):
-    """The numba-compiled version of loop ``name``, compiled at its first call.
+def _serial_copy(function):
+    """``function`` under another name: numba's disk cache keys on the name, not
+    on ``parallel``, so the serial build must not share the parallel one's."""
+    copy = types.FunctionType(
+        function.__code__, function.__globals__, function.__name__ + "_serial"
+    )
+    copy.__qualname__ = function.__qualname__ + "_serial"
+    return copy
 
-    The loops run on as many threads as torch uses (``torch.set_num_threads``),
-    at most numba's own limit, so that one setting governs the whole fit.
+
+def _compiled(name: str, work: int):
+    """The numba-compiled version of loop ``name`` for ``work`` multiply-adds.
+
+    Below :data:`PARALLEL_WORK` (or on one thread) the serial build runs, with
+    no parallel region and no thread setting. Otherwise the parallel one runs
+    on as many threads as torch uses (``torch.set_num_threads``), at most
+    numba's own limit, so that one setting governs the whole fit; numba's count
+    is set only when it differs. Each build compiles at its first call.
     """
-    if name not in _COMPILED:
-        _COMPILED[name] = numba.njit(parallel=True, cache=True, nogil=True)(
-            _SOURCES[name]
-        )
-    kernel = _COMPILED[name]
     n_threads = torch.get_num_threads()
+    parallel = work >= PARALLEL_WORK and n_threads > 1
+    key = (name, parallel)
+    if key not in _COMPILED:
+        source = _SOURCES[name] if parallel else _serial_copy(_SOURCES[name])
+        _COMPILED[key] = numba.njit(parallel=parallel, cache=True, nogil=True)(source)
+    kernel = _COMPILED[key]
+    if not parallel:
+        return kernel
 
     def run(*args):
-        # numba's OpenMP layer, started by the first call, sets the starting
-        # thread's count in torch's OpenMP runtime (numba's binds to it) to
-        # NUMBA_NUM_THREADS: put this thread's back, leaving other threads theirs.
+        wanted = max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS))
+        if numba.get_num_threads() != wanted:
+            numba.set_num_threads(wanted)
         try:
-            numba.set_num_threads(
-                max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS))
-            )
             return kernel(*args)
         finally:
+            # numba's OpenMP layer, started by the first parallel call, sets the
+            # starting thread's count in torch's OpenMP runtime (numba's binds to
+            # it) to NUMBA_NUM_THREADS: put this thread's back, leaving others'.
             if torch.get_num_threads() != n_threads:
                 set_this_threads_count(n_threads)
 
     return run
 
 
-def csr_times_rows(X, column_map: np.ndarray, weight: np.ndarray) -> np.ndarray:
+def _out(n_rows: int, n_out: int, weight_dtype: np.dtype) -> np.ndarray:
+    """The zeroed output: float32 for an int8 weight, else the weight's dtype."""
+    dtype = np.float32 if weight_dtype == _INT8 else weight_dtype
+    return np.zeros((n_rows, n_out), dtype=dtype)
+
+
+def _value_dtype(weight_dtype: np.dtype, input_dtype: np.dtype) -> np.dtype:
+    """The dtype a weight must have to multiply an input of ``input_dtype``."""
+    return weight_dtype if weight_dtype == _INT8 else input_dtype
+
+
+def _weight_dtype(weight, input_dtype: np.dtype, input_name: str) -> np.dtype:
+    """The dtype ``weight`` must hold: the input's, or int8 for float32 input."""
+    sparse = sp.issparse(weight) or isinstance(weight, CheckedCSR)
+    data = weight.data if sparse else weight
+    if isinstance(data, np.ndarray) and data.dtype == _INT8:
+        if input_dtype != np.float32:
+            raise ValueError(
+                f"{input_name} must hold float32 to multiply an int8 weight, got "
+                f"{input_dtype}."
+            )
+        return _INT8
+    return input_dtype
+
+
+def csr_times_rows(
+    X, column_map, weight: np.ndarray, scales: np.ndarray | None = None
+) -> np.ndarray:
     """``X[:, kept] @ weight`` for a CSR ``X``; ``column_map`` gives ``kept``.
 
     Each output row adds ``X``'s stored values of that row, in their stored
@@ -441,9 +652,12 @@ def csr_times_rows(X, column_map: np.ndarray, weight: np.ndarray) -> np.ndarray:
     Parameters
     ----------
     X : scipy.sparse CSR matrix or CheckedCSR, of float32 or float64
-    column_map : ndarray of integers, shape (X.shape[1],)
+    column_map : ndarray of integers, shape (X.shape[1],), or CheckedColumnMap
         Row of ``weight`` for each column of ``X``, -1 for columns it skips.
-    weight : ndarray of shape (n_kept, n_out), of ``X``'s dtype
+    weight : ndarray of shape (n_kept, n_out), of ``X``'s dtype or int8
+    scales : ndarray of float32, shape (n_kept,), default=None
+        For an int8 ``weight`` (and only then): row ``j`` stands for
+        ``scales[j] * weight[j]``. ``X`` must then be float32.
 
     Returns
     -------
@@ -456,24 +670,32 @@ def csr_times_rows(X, column_map: np.ndarray, weight: np.ndarray) -> np.ndarray:
         inconsistent, or an index points outside the array it indexes.
     """
     X = _checked_csr(X, "X")
-    weight = _checked_dense(weight, "weight", X.dtype)
+    weight = _checked_dense(weight, "weight", _weight_dtype(weight, X.dtype, "X"))
     column_map = _checked_column_map(column_map, X.shape[1], weight.shape[0])
-    out = np.zeros((X.shape[0], weight.shape[1]), dtype=weight.dtype)
-    _compiled("csr_times_rows")(X.indptr, X.indices, X.data, column_map, weight, out)
+    scales = _checked_scales(scales, weight.dtype, weight.shape[0])
+    out = _out(X.shape[0], weight.shape[1], weight.dtype)
+    kernel = _compiled("csr_times_rows", X.nnz * weight.shape[1])
+    kernel(X.indptr, X.indices, X.data, column_map, weight, scales, out)
     return out
 
 
-def csr_times_csr(X, column_map: np.ndarray, weight) -> np.ndarray:
+def csr_times_csr(
+    X, column_map, weight, scales: np.ndarray | None = None
+) -> np.ndarray:
     """As :func:`csr_times_rows` for a ``weight`` stored as a CSR matrix.
 
     ``weight`` is a scipy CSR matrix or a :class:`CheckedCSR` (checked once, at
-    its making), of ``X``'s dtype, with column indices in ``[0, n_out)``.
+    its making), of ``X``'s dtype or int8 with ``scales``, with column indices
+    in ``[0, n_out)``. Each stored value of ``X`` costs only the surviving
+    weights of its row.
     """
     X = _checked_csr(X, "X")
-    weight = _checked_csr(weight, "weight", X.dtype)
+    weight = _checked_csr(weight, "weight", _weight_dtype(weight, X.dtype, "X"))
     column_map = _checked_column_map(column_map, X.shape[1], weight.shape[0])
-    out = np.zeros((X.shape[0], weight.shape[1]), dtype=weight.dtype)
-    _compiled("csr_times_csr")(
+    scales = _checked_scales(scales, weight.dtype, weight.shape[0])
+    out = _out(X.shape[0], weight.shape[1], weight.dtype)
+    work = X.nnz * max(1, weight.nnz // max(1, weight.shape[0]))
+    _compiled("csr_times_csr", work)(
         X.indptr,
         X.indices,
         X.data,
@@ -481,33 +703,97 @@ def csr_times_csr(X, column_map: np.ndarray, weight) -> np.ndarray:
         weight.indptr,
         weight.indices,
         weight.data,
+        scales,
         out,
     )
     return out
 
 
-def dense_times_csr(h: np.ndarray, weight) -> np.ndarray:
+def csr_times_rows_embedding(X, column_map, weight: torch.Tensor) -> np.ndarray:
+    """As :func:`csr_times_rows` for a float32 weight held as a torch tensor.
+
+    The product is torch's ``embedding_bag`` (the uncompressed model's own, with
+    its prefetching kernels), over ``X``'s stored values whose column the map
+    keeps; it sums each row in stored order whatever the batch.
+
+    Parameters
+    ----------
+    X : scipy.sparse CSR matrix or CheckedCSR, of float32
+    column_map : ndarray of integers, shape (X.shape[1],), or CheckedColumnMap
+    weight : torch.Tensor of float32, shape (n_kept, n_out)
+        A C-contiguous CPU tensor.
+
+    Returns
+    -------
+    ndarray of float32, shape (X.shape[0], n_out)
+    """
+    X = _checked_csr(X, "X")
+    if (
+        not isinstance(weight, torch.Tensor)
+        or weight.device.type != "cpu"
+        or weight.dim() != 2
+        or weight.dtype != torch.float32
+        or not weight.is_contiguous()
+    ):
+        raise ValueError("weight must be a 2-d C-contiguous float32 CPU tensor.")
+    if X.dtype != np.float32:
+        raise ValueError(f"weight must hold {X.dtype}, got float32.")
+    identity = isinstance(column_map, CheckedColumnMap) and column_map.identity
+    column_map = _checked_column_map(column_map, X.shape[1], weight.shape[0])
+    with warnings.catch_warnings():  # a read-only X is only read
+        warnings.simplefilter("ignore", UserWarning)
+        columns, offsets, values = (
+            torch.from_numpy(a) for a in (X.indices, X.indptr, X.data)
+        )
+        if not identity:
+            columns, offsets, values = kept_entries(
+                torch.from_numpy(column_map), columns, offsets, values
+            )
+    if columns.dtype != offsets.dtype:  # embedding_bag needs them alike
+        columns, offsets = columns.to(torch.int64), offsets.to(torch.int64)
+    with torch.no_grad():
+        out = torch.nn.functional.embedding_bag(
+            columns,
+            weight,
+            offsets,
+            mode="sum",
+            per_sample_weights=values,
+            include_last_offset=True,
+        )
+    return out.numpy()
+
+
+def dense_times_csr(
+    h: np.ndarray, weight, scales: np.ndarray | None = None
+) -> np.ndarray:
     """``h @ weight`` for dense rows ``h`` and a CSR ``weight``, skipping zeros.
 
     Parameters
     ----------
     h : ndarray of shape (n_rows, n_in)
     weight : scipy.sparse CSR matrix or CheckedCSR of shape (n_in, n_out), of
-        ``h``'s dtype
+        ``h``'s dtype, or int8 with ``scales``
+    scales : ndarray of float32, shape (n_in,), default=None
+        For an int8 ``weight`` only, as in :func:`csr_times_rows`.
 
     Returns
     -------
     ndarray of shape (n_rows, n_out)
     """
     h = _checked_dense(h, "h")
-    weight = _checked_csr(weight, "weight", h.dtype)
+    weight = _checked_csr(weight, "weight", _weight_dtype(weight, h.dtype, "h"))
     _check_inner_sizes(h.shape[1], weight.shape[0])
-    out = np.zeros((h.shape[0], weight.shape[1]), dtype=weight.dtype)
-    _compiled("dense_times_csr")(h, weight.indptr, weight.indices, weight.data, out)
+    scales = _checked_scales(scales, weight.dtype, weight.shape[0])
+    out = _out(h.shape[0], weight.shape[1], weight.dtype)
+    _compiled("dense_times_csr", h.shape[0] * weight.nnz)(
+        h, weight.indptr, weight.indices, weight.data, scales, out
+    )
     return out
 
 
-def dense_times_rows(h: np.ndarray, weight: np.ndarray) -> np.ndarray:
+def dense_times_rows(
+    h: np.ndarray, weight: np.ndarray, scales: np.ndarray | None = None
+) -> np.ndarray:
     """``h @ weight`` for dense ``h`` and ``weight``, in a fixed order per row.
 
     Each output row adds ``h[i, j] * weight[j]`` for ``j`` in increasing order,
@@ -517,17 +803,20 @@ def dense_times_rows(h: np.ndarray, weight: np.ndarray) -> np.ndarray:
     Parameters
     ----------
     h : ndarray of shape (n_rows, n_in)
-    weight : ndarray of shape (n_in, n_out), of ``h``'s dtype
+    weight : ndarray of shape (n_in, n_out), of ``h``'s dtype, or int8
+    scales : ndarray of float32, shape (n_in,), default=None
+        For an int8 ``weight`` only, as in :func:`csr_times_rows`.
 
     Returns
     -------
     ndarray of shape (n_rows, n_out)
     """
     h = _checked_dense(h, "h")
-    weight = _checked_dense(weight, "weight", h.dtype)
+    weight = _checked_dense(weight, "weight", _weight_dtype(weight, h.dtype, "h"))
     _check_inner_sizes(h.shape[1], weight.shape[0])
-    out = np.zeros((h.shape[0], weight.shape[1]), dtype=weight.dtype)
-    _compiled("dense_times_rows")(h, weight, out)
+    scales = _checked_scales(scales, weight.dtype, weight.shape[0])
+    out = _out(h.shape[0], weight.shape[1], weight.dtype)
+    _compiled("dense_times_rows", h.size * weight.shape[1])(h, weight, scales, out)
     return out
 
 
@@ -595,7 +884,9 @@ def adam_rows_(
         firsts = np.flatnonzero(np.diff(sorted_rows, prepend=-1))
         unique = sorted_rows[firsts]
         starts = np.append(firsts, len(rows)).astype(np.int64)
-    _compiled("adam_segments")(*tensors, unique, starts, order, grad, *hyper)
+    _compiled("adam_segments", len(rows) * n_columns)(
+        *tensors, unique, starts, order, grad, *hyper
+    )
 
 
 def _checked_adam_state(*tensors: torch.Tensor) -> list[np.ndarray]:

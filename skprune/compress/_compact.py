@@ -12,6 +12,7 @@ No scikit-learn here.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, fields
 from functools import partial
 from numbers import Integral
@@ -27,19 +28,37 @@ from .._nn.modules import MLPModule
 from ._shrink import _check_mlp, _in_major, _live_structure, _restricted
 
 __all__ = [
+    "DTYPES",
     "LAYOUTS",
     "CompactMLP",
     "choose_layouts",
+    "check_dtype",
     "compact_mlp",
+    "quantize_rows",
 ]
 
 
-# Measured by ``benchmarks/sparse_training.py --layouts``: the compiled CSR-weight
-# product beats the dense alternative below these fractions of kept weights.
-# First layer on CSR input: against adding whole (dense) weight rows per value.
-_CSR_BELOW_DENSITY_FIRST = 0.03
-# Dense activations: against BLAS's dense product, which is far faster per flop.
-_CSR_BELOW_DENSITY_DENSE = 0.02
+# The cost model of :func:`choose_layouts`, in nanoseconds per input value (a
+# stored value of the CSR input for the first layer, a non-zero activation for
+# the others): the products ``benchmarks/layout_cost.py`` times (2,000 rows,
+# 256 outputs, uniform data at 10,000 and 100,000 features and 20 Newsgroups
+# TF-IDF, densities 0.5% to 50%, torch on one thread), from its least loaded
+# runs on a shared 2-core AMD EPYC (load 3 to 5: noisy; a quiet run of the
+# script is to replace them; it prints them in this form). A CSR weight adds
+# the surviving weights of the input's row, prefetched, at one cost wherever
+# the weight lies; a dense row adds every weight, vectorised, cheaply from
+# cache and at memory speed beyond it.
+_COST_NS = {
+    # layout: (per input value, per surviving weight)
+    "csr": (10.0, 0.66),
+    "dense-csr": (15.0, 1.2),
+    # layout: (per input value, per weight from cache, per weight from memory)
+    "row-sparse": (0.0, 0.05, 0.15),  # torch's embedding_bag
+    "row-sparse-int8": (0.0, 0.06, 0.10),  # the compiled loop over int8 rows
+    "dense": (0.0, 0.12, 0.12),
+}
+#: Weights larger than this (bytes) are read from memory, not from cache.
+_CACHE_BYTES = 16 * 2**20
 
 
 #: How a layer may multiply (see :class:`CompactMLP`); ``"row-sparse"`` is for
@@ -53,10 +72,13 @@ class CompactMLP:
 
     Everything is checked at construction (and when unpickled, which constructs
     again): the chain of shapes, the indices, each CSR weight's structure,
-    finite values, the activation and the layouts. Each weight is then made
-    once into the form its layout multiplies, so every call runs the same code
-    on arrays nothing can change: the fields are read-only, and so are their
-    arrays (copies of those given). ``dataclasses.replace`` makes a changed copy.
+    finite values, the scales, the activation and the layouts. Each weight is
+    then held in the form its layout multiplies (CSR for ``"csr"``, dense
+    otherwise), so every call runs the same code on arrays nothing can change
+    and nothing is made later (:attr:`nbytes` is what stays resident): the
+    fields are read-only, and so are their arrays (copies of those given).
+    Pickles and files hold each weight in its smaller form instead.
+    ``dataclasses.replace`` makes a changed copy.
 
     With numba (:data:`skprune._nn._kernels.HAVE_NUMBA`), each output row is added
     up in one fixed order by compiled loops, so a row's prediction does not
@@ -72,9 +94,10 @@ class CompactMLP:
         The distinct columns of the input that the first layer reads, each in
         ``[0, n_features)``; the first weight has one row per entry.
     weights : sequence of ndarray or scipy.sparse CSR matrix
-        Each of shape (inputs, outputs), finite floats; layer ``i + 1`` has as
-        many inputs as layer ``i`` has outputs. Stored as float32, sparse ones
-        as ``csr_matrix`` with sorted, summed indices.
+        Each of shape (inputs, outputs), finite floats (int8 when ``scales``
+        are given); layer ``i + 1`` has as many inputs as layer ``i`` has
+        outputs. Stored as float32 (or int8), sparse ones as ``csr_matrix``
+        with sorted, summed indices.
     biases : sequence of ndarray
         One per weight, as long as its outputs; finite floats.
     activation : {"relu", "tanh", "logistic"}, default="relu"
@@ -83,15 +106,22 @@ class CompactMLP:
         How each layer multiplies; None chooses by the share of kept weights
         (:func:`choose_layouts`). ``"csr"``: a compiled loop over the surviving
         weights of each input, skipping zero inputs; ``"row-sparse"`` (first
-        layer only): one dense weight row added per stored input value;
+        layer only): one dense weight row added per stored input value
+        (torch's ``embedding_bag`` for float32, a compiled loop for int8);
         ``"dense"``: a compiled loop over the dense weight. Without numba every
         layer is ``"dense"``.
+    scales : sequence of ndarray, default=None
+        For int8 weights: one array per weight of one float32 scale per row,
+        finite and positive; row ``j`` of weight ``i`` stands for
+        ``scales[i][j] * weights[i][j]``. None for float weights.
 
     Attributes
     ----------
-    n_features, input_index, weights, biases, activation, layouts
+    n_features, input_index, weights, biases, activation, layouts, scales
         The parameters as checked and stored: ``input_index`` int64, weights
-        and biases float32, the sequences as tuples.
+        float32 or int8, biases and scales float32, the sequences as tuples.
+    dtype : {"float32", "int8"}
+    nbytes : int
 
     Raises
     ------
@@ -136,42 +166,51 @@ each must be in [0, 3].
     biases: tuple
     activation: str = "relu"
     layouts: tuple | None = None
+    scales: tuple | None = None
 
     def __post_init__(self) -> None:
         n_features = _checked_n_features(self.n_features)
         input_index = _checked_input_index(self.input_index, n_features)
         if isinstance(self.weights, np.ndarray) or sp.issparse(self.weights):
             raise TypeError("weights must be a sequence of arrays, one per layer.")
-        weights = tuple(_checked_weight(w, i) for i, w in enumerate(self.weights))
+        quantized = self.scales is not None
+        weights = tuple(
+            _checked_weight(w, i, quantized) for i, w in enumerate(self.weights)
+        )
         biases = _checked_biases(self.biases, weights)
         _check_shape_chain(input_index, weights)
+        scales = _checked_scales(self.scales, weights) if quantized else None
         if self.activation not in _ACTIVATIONS:
             raise ValueError(
                 f"activation must be one of {sorted(_ACTIVATIONS)}, got "
                 f"{self.activation!r}."
             )
         layouts = _checked_layouts(self.layouts, weights)
+        # Held in the form its layout multiplies, so nothing else is made later.
+        weights = tuple(map(_in_layout_form, weights, layouts))
         checked = {
             "n_features": n_features,
             "input_index": input_index,
             "weights": weights,
             "biases": biases,
             "layouts": layouts,
+            "scales": scales,
         }
         for name, value in checked.items():
             object.__setattr__(self, name, value)
         column_map = np.full(n_features, -1, dtype=np.int64)
         column_map[input_index] = np.arange(len(input_index))
+        column_map = _kernels.CheckedColumnMap(column_map, len(input_index))
+        layer_scales = scales or (None,) * len(weights)
         operands = [
             _operand(w, layout) for w, layout in zip(weights, layouts, strict=True)
         ]
-        object.__setattr__(
-            self, "_sparse_first", _sparse_product(operands[0], layouts[0], column_map)
-        )
+        first = _sparse_product(operands[0], layouts[0], column_map, layer_scales[0])
+        object.__setattr__(self, "_sparse_first", first)
         object.__setattr__(
             self,
             "_dense_products",
-            tuple(map(_dense_product, operands, layouts)),
+            tuple(map(_dense_product, operands, layouts, layer_scales)),
         )
 
     def __repr__(self) -> str:
@@ -179,10 +218,16 @@ each must be in [0, 3].
             f"{w.shape[0]}x{w.shape[1]} {layout} ({_density(w):.1%} kept)"
             for w, layout in zip(self.weights, self.layouts, strict=True)
         )
+        dtype = ", dtype='int8'" if self.scales is not None else ""
         return (
             f"CompactMLP(n_features={self.n_features}, layers=[{layers}], "
-            f"activation={self.activation!r})"
+            f"activation={self.activation!r}{dtype})"
         )
+
+    @property
+    def dtype(self) -> str:
+        """``"int8"`` for int8 weights with per-row scales, else ``"float32"``."""
+        return "int8" if self.scales is not None else "float32"
 
     def decision_function(self, X) -> np.ndarray:
         """Output-layer scores (logits) for ``X`` of shape (n_samples, n_features).
@@ -214,7 +259,9 @@ each must be in [0, 3].
         return h
 
     def __getstate__(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        state = {f.name: getattr(self, f.name) for f in fields(self)}
+        state["weights"] = tuple(map(smaller_form, self.weights))
+        return state
 
     def __setstate__(self, state) -> None:
         # Unpickling constructs again, so a tampered pickle meets the same checks.
@@ -230,15 +277,55 @@ each must be in [0, 3].
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the weights, biases and input index."""
-        total = self.input_index.nbytes + sum(b.nbytes for b in self.biases)
-        for w in self.weights:
-            total += (
-                w.data.nbytes + w.indices.nbytes + w.indptr.nbytes
-                if sp.issparse(w)
-                else w.nbytes
+        """Bytes of every array the network holds, each counted once.
+
+        The fields (input index, weights, biases, scales) and what the products
+        were made of (the column map, a weight in the form its layout
+        multiplies where that differs from how it is stored). Nothing is made
+        or cached later, so this is what stays resident after predicting.
+        """
+        buffers = {}
+        for array in _held_arrays(vars(self)):
+            buffers[_address(array)] = max(
+                buffers.get(_address(array), 0), _size(array)
             )
-        return total
+        return sum(buffers.values())
+
+
+def _held_arrays(value):
+    """Every numpy array and torch tensor reachable from ``value``."""
+    if isinstance(value, np.ndarray | torch.Tensor):
+        yield value
+    elif sp.issparse(value) or isinstance(value, _kernels.CheckedCSR):
+        yield from (value.data, value.indices, value.indptr)
+    elif isinstance(value, _kernels.CheckedColumnMap):
+        yield value.array
+    elif isinstance(value, partial):
+        yield from _held_arrays(value.keywords)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _held_arrays(item)
+    elif isinstance(value, tuple | list):
+        for item in value:
+            yield from _held_arrays(item)
+
+
+def _address(array) -> int:
+    if isinstance(array, torch.Tensor):
+        return array.untyped_storage().data_ptr()
+    base = array
+    while isinstance(base.base, np.ndarray):
+        base = base.base
+    return base.__array_interface__["data"][0]
+
+
+def _size(array) -> int:
+    if isinstance(array, torch.Tensor):
+        return array.untyped_storage().nbytes()
+    base = array
+    while isinstance(base.base, np.ndarray):
+        base = base.base
+    return base.nbytes
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:
@@ -275,17 +362,23 @@ def _checked_input_index(input_index, n_features: int) -> np.ndarray:
     return index
 
 
-def _checked_weight(weight, i: int):
-    """Weight ``i`` as a read-only float32 ndarray or canonical CSR matrix."""
+def _checked_weight(weight, i: int, quantized: bool = False):
+    """Weight ``i`` as a read-only ndarray or canonical CSR matrix.
+
+    float32 for a float network; int8, as given, for a quantized one.
+    """
     name = f"weights[{i}]"
+    dtype = np.int8 if quantized else None
     if sp.issparse(weight):
-        checked = _kernels.CheckedCSR(weight, name=name)
-        data = checked.data.astype(np.float32)
+        checked = _kernels.CheckedCSR(weight, name=name, dtype=dtype)
+        data = checked.data if quantized else checked.data.astype(np.float32)
         _check_finite(data, name)
         stored = sp.csr_matrix(
             (data, checked.indices, checked.indptr), shape=checked.shape, copy=True
         )
         stored.sum_duplicates()
+        if quantized and stored.dtype != np.int8:  # int8 overflowing when summed
+            raise ValueError(f"{name} repeats an index: int8 weights cannot be summed.")
         for array in (stored.data, stored.indices, stored.indptr):
             _frozen(array)
         return stored
@@ -294,6 +387,13 @@ def _checked_weight(weight, i: int):
             f"{name} must be a numpy array or a scipy.sparse CSR matrix, got "
             f"{type(weight).__name__}."
         )
+    if quantized:
+        if weight.ndim != 2 or weight.dtype != np.int8:
+            raise ValueError(
+                f"{name} must be a 2-d array of int8 (the network has scales), got "
+                f"{weight.ndim}-d {weight.dtype}."
+            )
+        return _frozen(np.array(weight, order="C", copy=True))
     if weight.ndim != 2 or weight.dtype.kind != "f":
         raise ValueError(
             f"{name} must be a 2-d array of floats, got {weight.ndim}-d {weight.dtype}."
@@ -301,6 +401,29 @@ def _checked_weight(weight, i: int):
     stored = np.array(weight, dtype=np.float32, order="C", copy=True)
     _check_finite(stored, name)
     return _frozen(stored)
+
+
+def _checked_scales(scales, weights: tuple) -> tuple:
+    """One read-only float32 scale per row of each int8 weight, finite and > 0."""
+    if isinstance(scales, np.ndarray) or len(scales) != len(weights):
+        raise ValueError(
+            f"scales must list one array per weight ({len(weights)}), got "
+            f"{type(scales).__name__} of {len(scales)}."
+        )
+    checked = []
+    for i, (scale, weight) in enumerate(zip(scales, weights, strict=True)):
+        scale = np.asarray(scale)
+        if scale.ndim != 1 or scale.dtype.kind != "f" or len(scale) != weight.shape[0]:
+            raise ValueError(
+                f"scales[{i}] must be a 1-d float array with one scale per row of "
+                f"weights[{i}] ({weight.shape[0]}), got {scale.ndim}-d {scale.dtype} "
+                f"of shape {scale.shape}."
+            )
+        scale = np.array(scale, dtype=np.float32, copy=True)
+        if not (np.isfinite(scale).all() and (scale > 0).all()):
+            raise ValueError(f"scales[{i}] must be finite and positive.")
+        checked.append(_frozen(scale))
+    return tuple(checked)
 
 
 def _checked_biases(biases, weights) -> tuple:
@@ -369,39 +492,92 @@ def _checked_layouts(layouts, weights: tuple) -> tuple:
     return tuple(layouts)
 
 
-def _operand(weight, layout: str):
-    """A checked weight in the form its layout multiplies, made once."""
+def _in_layout_form(weight, layout: str):
+    """``weight`` as CSR for the ``"csr"`` layout, else as a dense array."""
+    if (layout == "csr") == sp.issparse(weight):
+        return weight
     if layout == "csr":
-        return _kernels.CheckedCSR(sp.csr_matrix(weight), name="weight", own=True)
-    if sp.issparse(weight):
-        return _frozen(weight.toarray())
-    return weight  # already a read-only, C-contiguous float32 copy
+        stored = sp.csr_matrix(weight)
+        for array in (stored.data, stored.indices, stored.indptr):
+            _frozen(array)
+        return stored
+    return _frozen(weight.toarray())
 
 
-def _sparse_product(operand, layout: str, column_map: np.ndarray):
+def smaller_form(weight):
+    """``weight`` as CSR or dense, whichever takes fewer bytes: how files hold it."""
+    nnz = weight.nnz if sp.issparse(weight) else int(np.count_nonzero(weight))
+    sparse_bytes = nnz * (weight.dtype.itemsize + 4) + (weight.shape[0] + 1) * 4
+    dense_bytes = weight.shape[0] * weight.shape[1] * weight.dtype.itemsize
+    if sparse_bytes < dense_bytes:
+        return weight if sp.issparse(weight) else sp.csr_matrix(weight)
+    return weight.toarray() if sp.issparse(weight) else weight
+
+
+def _operand(weight, layout: str):
+    """A weight (already in its layout's form) as its product takes it, shared.
+
+    A CSR weight's operand shares the stored arrays; the float first layer's
+    row-sparse product is torch's ``embedding_bag``, the uncompressed model's
+    own, on a tensor sharing the dense array.
+    """
+    int8 = weight.dtype == np.int8
+    if layout == "csr":
+        dtype = np.int8 if int8 else None
+        return _kernels.CheckedCSR(weight, name="weight", dtype=dtype)
+    if layout == "row-sparse" and not int8 and _kernels.HAVE_NUMBA:
+        with warnings.catch_warnings():  # read-only: torch never writes it here
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.from_numpy(weight)
+    return weight
+
+
+def _sparse_product(operand, layout: str, column_map, scales=None):
     """The first layer's product for CSR input, chosen once."""
     if layout == "csr":
-        return partial(_kernels.csr_times_csr, column_map=column_map, weight=operand)
+        return partial(
+            _kernels.csr_times_csr, column_map=column_map, weight=operand, scales=scales
+        )
+    if isinstance(operand, torch.Tensor):
+        return partial(_kernels.csr_times_rows_embedding, column_map=column_map,
+                       weight=operand)  # fmt: skip
     if _kernels.HAVE_NUMBA:
-        return partial(_kernels.csr_times_rows, column_map=column_map, weight=operand)
-    return partial(_scipy_product, column_map=column_map, weight=operand)
+        return partial(
+            _kernels.csr_times_rows,
+            column_map=column_map,
+            weight=operand,
+            scales=scales,
+        )
+    return partial(
+        _scipy_product, column_map=column_map.array, weight=operand, scales=scales
+    )
 
 
-def _dense_product(operand, layout: str):
+def _dense_product(operand, layout: str, scales=None):
     """A layer's product for dense rows, chosen once."""
     if layout == "csr":
-        return partial(_kernels.dense_times_csr, weight=operand)
+        return partial(_kernels.dense_times_csr, weight=operand, scales=scales)
+    if isinstance(operand, torch.Tensor):
+        operand = operand.numpy()  # the same memory, for dense input
     if _kernels.HAVE_NUMBA:
-        return partial(_kernels.dense_times_rows, weight=operand)
-    return partial(_blas_product, weight=operand)
+        return partial(_kernels.dense_times_rows, weight=operand, scales=scales)
+    return partial(_blas_product, weight=operand, scales=scales)
 
 
-def _blas_product(h: np.ndarray, weight: np.ndarray) -> np.ndarray:
+def _blas_product(h: np.ndarray, weight: np.ndarray, scales=None) -> np.ndarray:
+    # Without numba an int8 weight is widened per call: numpy has no int8 kernel.
+    if scales is not None:
+        return (h * scales) @ weight.astype(np.float32)
     return h @ weight
 
 
-def _scipy_product(X, column_map: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    return np.asarray(_select_columns(X, column_map) @ weight)
+def _scipy_product(X, column_map: np.ndarray, weight: np.ndarray, scales=None):
+    X = _select_columns(X, column_map)
+    if scales is not None:
+        return np.asarray(
+            X.multiply(scales[None, :]).tocsr() @ weight.astype(np.float32)
+        )
+    return np.asarray(X @ weight)
 
 
 def _density(weight) -> float:
@@ -410,17 +586,29 @@ def _density(weight) -> float:
 
 
 def choose_layouts(weights) -> list[str]:
-    """The predicted fastest layout of each weight, from its share of kept weights.
+    """The predicted fastest layout of each weight, from a measured cost model.
+
+    Per input value (a stored value of the CSR input for the first layer, a
+    non-zero activation for the others), a layout costs a fixed part plus a
+    part per weight it adds: the surviving weights of that input's row for
+    ``"csr"``, the whole row for ``"row-sparse"`` and ``"dense"``, whose
+    weights cost more when the whole weight exceeds the cache. The constants
+    were measured across densities from 0.5% to 50% on uniform data and 20
+    Newsgroups TF-IDF (``benchmarks/layout_cost.py``); the cheaper layout wins.
+    So a weight in cache goes CSR only when very sparse (below about 1.5%
+    kept for the first layer), a weight far larger than the cache below about
+    20%.
 
     Parameters
     ----------
     weights : list of ndarray or scipy.sparse matrix
-        Each of shape (inputs, outputs), the input layer first.
+        Each of shape (inputs, outputs), the input layer first; int8 weights
+        use the int8 loops' constants.
 
     Returns
     -------
     layouts : list of str
-        ``"csr"`` where the compiled CSR product wins, otherwise
+        ``"csr"`` where the compiled CSR product costs less, otherwise
         ``"row-sparse"`` for the first layer and ``"dense"`` for the others;
         ``"dense"`` everywhere when numba is not installed.
 
@@ -443,12 +631,29 @@ def choose_layouts(weights) -> list[str]:
         return ["dense"] * len(weights)
     layouts = []
     for i, weight in enumerate(weights):
-        limit = _CSR_BELOW_DENSITY_FIRST if i == 0 else _CSR_BELOW_DENSITY_DENSE
-        if _density(weight) < limit:
-            layouts.append("csr")
+        n_rows, n_out = weight.shape
+        per_row = _density(weight) * n_out  # surviving weights per input
+        from_memory = n_rows * n_out * weight.dtype.itemsize > _CACHE_BYTES
+        if i == 0:
+            rows = "row-sparse-int8" if weight.dtype == np.int8 else "row-sparse"
+            csr = _sparse_cost("csr", per_row)
+            dense = _dense_cost(rows, n_out, from_memory)
+            layouts.append("csr" if csr < dense else "row-sparse")
         else:
-            layouts.append("row-sparse" if i == 0 else "dense")
+            csr = _sparse_cost("dense-csr", per_row)
+            dense = _dense_cost("dense", n_out, from_memory)
+            layouts.append("csr" if csr < dense else "dense")
     return layouts
+
+
+def _sparse_cost(layout: str, surviving: float) -> float:
+    fixed, per_weight = _COST_NS[layout]
+    return fixed + per_weight * surviving
+
+
+def _dense_cost(layout: str, n_out: int, from_memory: bool) -> float:
+    fixed, from_cache, from_ram = _COST_NS[layout]
+    return fixed + (from_ram if from_memory else from_cache) * n_out
 
 
 def _select_columns(X, column_map: np.ndarray):
@@ -473,8 +678,19 @@ _ACTIVATIONS = {
 _ACTIVATION_NAMES = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "logistic"}
 
 
+#: The weight dtypes :func:`compact_mlp` stores.
+DTYPES = ("float32", "int8")
+
+
+def check_dtype(dtype) -> str:
+    """``dtype`` if it is one of :data:`DTYPES`, else ``ValueError`` naming it."""
+    if not isinstance(dtype, str) or dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}.")
+    return dtype
+
+
 @torch.no_grad()
-def compact_mlp(module: MLPModule) -> CompactMLP:
+def compact_mlp(module: MLPModule, dtype: str = "float32") -> CompactMLP:
     """Build the compact inference model of a trained (pruned) MLP.
 
     Units with no incoming weight contribute the constant ``act(bias)`` to the
@@ -485,6 +701,11 @@ def compact_mlp(module: MLPModule) -> CompactMLP:
     Parameters
     ----------
     module : MLPModule
+    dtype : {"float32", "int8"}, default="float32"
+        How the weights are stored. ``"int8"``: each row of each weight (one
+        input's outgoing weights) becomes int8 values times one float32 scale,
+        its largest magnitude over 127, rounded to nearest; zeros stay zeros,
+        biases stay float32. The kernels multiply the int8 values as stored.
 
     Returns
     -------
@@ -494,6 +715,9 @@ def compact_mlp(module: MLPModule) -> CompactMLP:
     ------
     TypeError
         If ``module`` is not an :class:`~skprune.MLPModule`.
+    ValueError
+        If ``dtype`` is not one of these, or the module's weights or biases
+        are not all finite.
 
     Examples
     --------
@@ -520,7 +744,14 @@ def compact_mlp(module: MLPModule) -> CompactMLP:
     >>> bool(np.allclose(compact.decision_function(x.numpy()), outputs, atol=1e-6))
     True
     """
+    check_dtype(dtype)
     _check_mlp(module)
+    for name, parameter in module.named_parameters():
+        if not torch.isfinite(parameter).all():
+            raise ValueError(
+                f"The module's {name} holds NaN or infinite values: it cannot be "
+                "compressed (nor quantized to int8)."
+            )
     activation = _ACTIVATION_NAMES[type(module.activation)]
     weights = [_in_major(layer).cpu().float().clone() for layer in module.layers]
     biases = [layer.bias.detach().cpu().float().clone() for layer in module.layers]
@@ -539,20 +770,45 @@ def compact_mlp(module: MLPModule) -> CompactMLP:
         if first.input_index is not None
         else np.arange(first.in_features)
     )
-    restricted = list(_restricted(weights, biases, inputs, units))
+    restricted = [(w.numpy(), b.numpy().copy()) for w, b in
+                  _restricted(weights, biases, inputs, units)]  # fmt: skip
+    scales = None
+    if dtype == "int8":
+        quantized = [quantize_rows(w) for w, _ in restricted]
+        stored = [smaller_form(q) for q, _ in quantized]
+        scales = [scale for _, scale in quantized]
+    else:
+        stored = [smaller_form(w) for w, _ in restricted]
     return CompactMLP(
         n_features=module.n_features,
         input_index=columns[inputs.numpy()].astype(np.int64),
-        weights=[_smaller_storage(w.numpy()) for w, _ in restricted],
-        biases=[b.numpy().copy() for _, b in restricted],
+        weights=stored,
+        biases=[b for _, b in restricted],
         activation=activation,
+        scales=scales,
     )
 
 
-def _smaller_storage(weight: np.ndarray):
-    """CSR when it takes fewer bytes than the dense array (values + indices)."""
-    nnz = int(np.count_nonzero(weight))
-    sparse_bytes = nnz * (weight.itemsize + 4) + (weight.shape[0] + 1) * 4
-    if sparse_bytes < weight.nbytes:
-        return sp.csr_matrix(weight)
-    return weight
+def quantize_rows(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """int8 values and one float32 scale per row, ``weight ~ scale[:, None] * q``.
+
+    Each row's scale is its largest magnitude over 127 (1 for an all-zero row,
+    at least float32's smallest normal number, so that every scale is
+    positive); values round to nearest, so each differs from the weight by at
+    most half its row's scale.
+
+    Parameters
+    ----------
+    weight : ndarray of float32, shape (n_rows, n_columns), finite
+
+    Returns
+    -------
+    values : ndarray of int8, shape (n_rows, n_columns)
+    scales : ndarray of float32, shape (n_rows,)
+    """
+    largest = np.abs(weight).max(axis=1, initial=0.0).astype(np.float32)
+    # float32's smallest normal number where a subnormal row's scale would be 0
+    scale = np.maximum(largest / np.float32(127), np.finfo(np.float32).tiny)
+    scales = np.where(largest > 0, scale, np.float32(1)).astype(np.float32)
+    values = np.rint(weight / scales[:, None])
+    return np.clip(values, -127, 127).astype(np.int8), scales

@@ -95,9 +95,12 @@ class CompressedClassifier(ClassifierMixin, CompressedModel):
     """A pruned classifier reduced to what it computes, for fast, small predictions.
 
     Made by :meth:`skprune.PrunedClassifier.compress`: dead hidden units and
-    unused input features are physically removed, weights are stored sparse where
-    that is smaller, and prediction runs in numpy and scipy. It predicts what the
-    fitted estimator predicts (to float tolerance) and cannot be trained.
+    unused input features are physically removed, each weight is held in the
+    layout predicted fastest (CSR, or dense rows) as float32 or int8 with
+    per-row scales, and prediction runs in compiled loops. It predicts what the
+    fitted estimator predicts (to float tolerance; to the int8 rounding for
+    ``compress(dtype="int8")``) and cannot be trained. ``network.nbytes`` is
+    what it holds in memory, also after predicting.
 
     Parameters
     ----------

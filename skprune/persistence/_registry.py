@@ -202,32 +202,60 @@ _COMPACT_SPEC = {
     "biases": list_of(array("f", ndim=1)),
     "activation": string,
     "layouts": list_of(string),
+    "scales": list_of(lambda s, where: _scale(s, where)),
 }
 _LAYOUTS = ("csr", "row-sparse", "dense")
 _ACTIVATIONS = ("relu", "tanh", "logistic")
+#: The index dtypes a stored CSR weight may have (what scipy makes).
+_WEIGHT_INDEX_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
 
 
 def _weight(value, where):
     if sp.issparse(value):
-        if value.format != "csr" or value.dtype.kind != "f":
-            fail(where, "a float CSR matrix or array")
+        if value.format != "csr" or (
+            value.dtype.kind != "f" and value.dtype != np.int8
+        ):
+            fail(where, "a float or int8 CSR matrix or array")
+        for part in ("indices", "indptr"):
+            if getattr(value, part).dtype not in _WEIGHT_INDEX_DTYPES:
+                fail(f"{where}.{part}", "int32 or int64")
         check_finite(value, where)  # its indices were checked when decoded
         return value
+    if isinstance(value, np.ndarray) and value.dtype == np.int8:
+        return array("i", ndim=2)(value, where)
     return array("f", ndim=2)(value, where)
 
 
+def _scale(value, where):
+    value = array("f", ndim=1)(value, where)
+    if value.dtype != np.float32 or not (value > 0).all():
+        fail(where, "float32 scales, each finite and positive")
+    return value
+
+
 def _compact_fields(network, options):
-    # Sequences as lists: the file has one way to write them.
+    # Sequences as lists: the file has one way to write them. A float network
+    # has no scales and writes none, as before int8 existed. Weights go in
+    # their smaller form (the network holds each in its layout's).
+    state = network.__getstate__()
     return {
         name: list(value) if isinstance(value, tuple) else value
-        for name, value in ((n, getattr(network, n)) for n in _COMPACT_SPEC)
+        for name, value in ((n, state[n]) for n in _COMPACT_SPEC)
+        if not (name == "scales" and value is None)
     }
 
 
 def _compact_rebuild(fields, decoder, where):
     # CompactMLP's constructor checks the whole structure (shapes that chain,
-    # index ranges, layouts, activation); its ValueError becomes ModelFileError.
-    return CompactMLP(**take(fields, _COMPACT_SPEC, where))
+    # index ranges, layouts, activation, one scale per int8 weight row); its
+    # ValueError becomes ModelFileError. Files from before int8 have no scales.
+    fields = take(fields, _COMPACT_SPEC, where, optional=("scales",))
+    int8 = [getattr(w, "dtype", None) == np.int8 for w in fields["weights"]]
+    if any(int8) and not ("scales" in fields and all(int8)):
+        fail(f"{where}.weights", "all float, or all int8 with scales")
+    if "scales" in fields and not all(int8):
+        fail(f"{where}.scales", "absent for float weights")
+    return CompactMLP(**fields)
 
 
 # estimators -----------------------------------------------------------------------
