@@ -151,8 +151,8 @@ class CompactMLP:
 
     >>> network.decision_function(np.array([[1.0, 9.0, 9.0, 2.0]])).tolist()
     [[5.0]]
-    >>> network.nbytes
-    52
+    >>> network.nbytes  # the weights, biases, input_index and its column map
+    68
     >>> CompactMLP(4, [0, 4], network.weights, network.biases)
     Traceback (most recent call last):
     ...
@@ -614,18 +614,21 @@ def choose_layouts(weights) -> list[str]:
 
     Examples
     --------
-    A layer with 1% of its weights left multiplies as CSR:
+    A first layer keeping 5% of its weights multiplies as CSR when it is far
+    larger than the cache, as dense rows when it is small enough to stay in it
+    (the cost model's cache term); the small last layer multiplies dense:
 
     >>> import numpy as np
     >>> import scipy.sparse as sp
     >>> from skprune.compress import LAYOUTS, choose_layouts
     >>> LAYOUTS
     ('csr', 'row-sparse', 'dense')
-    >>> thin = sp.random(100, 10, density=0.01, format="csr", random_state=0)
-    >>> choose_layouts([thin, np.ones((10, 3))])
+    >>> wide = sp.random(20_000, 256, density=0.05, format="csr", random_state=0)
+    >>> choose_layouts([wide, np.ones((256, 3))])
     ['csr', 'dense']
-    >>> choose_layouts([np.ones((100, 10)), thin.T.tocsr()])
-    ['row-sparse', 'csr']
+    >>> narrow = sp.random(2_000, 256, density=0.05, format="csr", random_state=0)
+    >>> choose_layouts([narrow, np.ones((256, 3))])
+    ['row-sparse', 'dense']
     """
     if not _kernels.HAVE_NUMBA:
         return ["dense"] * len(weights)
@@ -743,6 +746,15 @@ def compact_mlp(module: MLPModule, dtype: str = "float32") -> CompactMLP:
     >>> outputs = module(x).detach().numpy()
     >>> bool(np.allclose(compact.decision_function(x.numpy()), outputs, atol=1e-6))
     True
+
+    Stored in int8 (one of :data:`DTYPES`), each weight row has one scale:
+
+    >>> from skprune.compress import DTYPES
+    >>> DTYPES
+    ('float32', 'int8')
+    >>> small = compact_mlp(module, dtype="int8")
+    >>> [w.dtype.name for w in small.weights], [s.shape for s in small.scales]
+    (['int8', 'int8'], [(5,), (3,)])
     """
     check_dtype(dtype)
     _check_mlp(module)
