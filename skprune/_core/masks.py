@@ -184,6 +184,10 @@ def select_masks(
             for part in parts:
                 keep[part.name] = part.mask(torch.inf, 0, alive_only=True)
             continue
+        if n_keep == 0:  # no floor (checked above): nothing survives, no k-th
+            for part in parts:
+                keep[part.name], _ = part.mask(torch.inf, 0)
+            continue
         chunks = _Chain(parts)
         value, n_above = _kth_largest(chunks, n_keep, _merge_samples(parts, n_total))
         ties = n_keep - n_above
