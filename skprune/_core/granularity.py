@@ -1,5 +1,4 @@
-"""What pruning removes: single weights, blocks of weights, whole hidden units or
-whole input features.
+"""What pruning removes: single weights, blocks, whole hidden units or input features.
 
 Pure torch, no scikit-learn. A granularity groups the weights of a network's
 affine layers; pruning ranks and removes groups. The :class:`~skprune.callbacks.Pruning`
@@ -197,9 +196,7 @@ class BlockGranularity(Granularity):
     def __init__(
         self, layers, shapes, *, block_size: int = DEFAULT_BLOCK_SIZE, **options
     ):
-        if isinstance(block_size, bool) or not isinstance(block_size, Integral):
-            raise ValueError(f"block_size must be an int >= 1, got {block_size!r}.")
-        if block_size < 1:
+        if not isinstance(block_size, Integral) or block_size < 1:
             raise ValueError(f"block_size must be an int >= 1, got {block_size!r}.")
         self.block_size = int(block_size)
         super().__init__(layers, shapes, **options)
