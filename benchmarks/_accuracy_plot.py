@@ -5,7 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-from _accuracy_runner import GRADUAL, ITERATIVE, MAGNITUDE, METHODS, NO_RETRAIN
+from _accuracy_runner import (
+    BLOCK8,
+    BLOCK16,
+    GRADUAL,
+    ITERATIVE,
+    MAGNITUDE,
+    METHODS,
+    NO_RETRAIN,
+)
 from _accuracy_tables import _epochs, control_of
 
 
@@ -29,6 +37,8 @@ def write_plot(df: pd.DataFrame, path: Path, datasets) -> None:
         "magnitude, layer scope": ("C4", "D", "-"),
         ITERATIVE: ("C2", "^", "-"),
         GRADUAL: ("C5", "P", "-"),
+        BLOCK8: ("C6", "<", "-"),
+        BLOCK16: ("C8", ">", "-"),
     }
     seeds = sorted(set(df.seed))
     for ax, dataset in zip(axes[0], datasets, strict=True):

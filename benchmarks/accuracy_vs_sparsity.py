@@ -27,7 +27,13 @@ Newsgroups 5.5 s, Reuters R8 1.3 s, MNIST-5k 0.8 s) they sum to about 96 minutes
 on one core (20 Newsgroups 61, R8 26, MNIST-5k 9), so about 50-60 minutes of
 wall time with ``--jobs 2`` on 2 cores, inside a 90-minute budget.
 ``--grid explore`` is the first round's wider grid (0.5 and 0.8 too, taylor
-importance, layer scope on MNIST).
+importance, layer scope on MNIST). ``--grid block`` compares
+``granularity="block"`` (blocks of 1x8 and 1x16) with unstructured weight
+pruning, magnitude one-shot at 0.9, 0.95 and 0.98 with their shared control
+(issue 15), into ``accuracy_vs_sparsity_block.*`` files::
+
+    python benchmarks/accuracy_vs_sparsity.py --jobs 2 --grid block \
+        --datasets 20newsgroups reuters_r8 --seeds 0 1 2
 
 The modules: ``_accuracy_runner`` (the grids, one fit, the resumable run),
 ``_accuracy_tables`` (the markdown report and the README table),
@@ -93,7 +99,8 @@ def main(argv=None) -> None:
         "--grid",
         choices=sorted(GRIDS),
         default=None,
-        help="table (the README's, default), explore (wider), quick (--quick's)",
+        help="table (the README's, default), explore (wider), quick (--quick's), "
+        "block (blocks of 1x8 and 1x16 against single weights)",
     )
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
     parser.add_argument(
@@ -117,7 +124,9 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     datasets = args.datasets or (["mnist5k"] if args.quick else list(ALL_DATASETS))
     grid = args.grid or ("quick" if args.quick else "table")
-    stem = "accuracy_vs_sparsity" + ("_quick" if args.quick else "")
+    # The block comparison has files of its own: it never replaces the table's.
+    stem = "accuracy_vs_sparsity" + ("_block" if grid == "block" else "")
+    stem += "_quick" if args.quick else ""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     csv_path = RESULTS_DIR / f"{stem}.csv"
     meta_path = RESULTS_DIR / f"{stem}.json"

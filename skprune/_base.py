@@ -90,6 +90,7 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
         prune_ratio: float = 0.5,
         importance="magnitude",
         granularity: str = "weight",
+        block_size: int = 8,
         scope: str = "global",
         schedule: str = "oneshot",
         n_rounds: int = 1,
@@ -108,6 +109,7 @@ class BasePruned(MetaEstimatorMixin, BaseEstimator):
         self.prune_ratio = prune_ratio
         self.importance = importance
         self.granularity = granularity
+        self.block_size = block_size
         self.scope = scope
         self.schedule = schedule
         self.n_rounds = n_rounds

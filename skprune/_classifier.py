@@ -97,17 +97,25 @@ class PrunedClassifier(ClassifierMixin, BasePruned):
         layer gets a dense gradient on sparse input.
     prune_ratio : float in [0, 1), default=0.5
         Fraction pruned in the end: of the prunable weights for
-        ``granularity="weight"``, of the hidden units for ``"neuron"``, of the
-        input features for ``"feature"``. 0.0 trains the unpruned control, for
-        exactly as many epochs with the same learning rates.
+        ``granularity="weight"``, of their blocks for ``"block"``, of the hidden
+        units for ``"neuron"``, of the input features for ``"feature"``. 0.0
+        trains the unpruned control, for exactly as many epochs with the same
+        learning rates.
     importance : {"magnitude", "taylor", "random"} or callable, default="magnitude"
         How weights are ranked. ``"magnitude"``: ``|w|``; ``"taylor"``:
         ``|w| * mean|dL/dw|`` over the training batches before pruning;
         ``"random"``: random scores (a control); or a callable
         ``(name, weight, grad) -> scores`` of the weight's shape.
-    granularity : {"weight", "neuron", "feature"}, default="weight"
-        What is removed: single weights, whole hidden units, or whole input
-        features. Removing features is a feature selection, see ``get_support``.
+    granularity : {"weight", "block", "neuron", "feature"}, default="weight"
+        What is removed: single weights, blocks of ``block_size`` weights, whole
+        hidden units, or whole input features. Removing features is a feature
+        selection, see ``get_support``.
+    block_size : int, default=8
+        Consecutive outputs of one input per block of ``granularity="block"``;
+        unused otherwise. A block of a ``torch.nn.Linear`` weight ``W`` is
+        ``W[b * block_size:(b + 1) * block_size, i]``, a run of one input's
+        weights that a sparse kernel multiplies a vector at a time; a layer
+        whose width is not a multiple of it ends each run with a shorter block.
     scope : {"global", "layer"}, default="global"
         One ranking across all prunable layers, or ``prune_ratio`` in each layer.
     schedule : {"oneshot", "iterative", "gradual"}, default="oneshot"
@@ -127,8 +135,8 @@ class PrunedClassifier(ClassifierMixin, BasePruned):
     rewind_epoch : int, default=0
         Epoch whose weights ``rewind`` restores; 0 is the initialisation.
     min_keep : int or float, default=1
-        Floor per layer: a count, or a fraction in (0, 1), of its weights (units,
-        features) that always survives.
+        Floor per layer: a count, or a fraction in (0, 1), of its weights (blocks,
+        units, features) that always survives.
     prune_output : bool, default=False
         Whether the output layer's weights are prunable.
     prune_bias : bool, default=False
@@ -222,6 +230,7 @@ class PrunedClassifier(ClassifierMixin, BasePruned):
         prune_ratio: float = 0.5,
         importance="magnitude",
         granularity: str = "weight",
+        block_size: int = 8,
         scope: str = "global",
         schedule: str = "oneshot",
         n_rounds: int = 1,
@@ -242,6 +251,7 @@ class PrunedClassifier(ClassifierMixin, BasePruned):
             prune_ratio=prune_ratio,
             importance=importance,
             granularity=granularity,
+            block_size=block_size,
             scope=scope,
             schedule=schedule,
             n_rounds=n_rounds,

@@ -105,8 +105,8 @@ class PrunedClassifierCV(PrunedClassifier):
         path removes a smaller share of what is left than one-shot pruning to
         the same ratio, much as the rounds of ``schedule="iterative"`` do, and
         the retraining adds up along the path.
-    importance, granularity, scope, retrain_lr_factor, rewind, rewind_epoch, \
-min_keep, prune_output, prune_bias, layers
+    importance, granularity, block_size, scope, retrain_lr_factor, rewind, \
+rewind_epoch, min_keep, prune_output, prune_bias, layers
         As in :class:`PrunedClassifier`.
     random_state : int, RandomState instance or None, default=None
         Seeds what pruning draws at random (``importance="random"``). Also
@@ -203,6 +203,7 @@ n_params_, n_nonzero_params_, support_, pruning_report_, pruning_history_, flops
         n_jobs: int | None = None,
         importance="magnitude",
         granularity: str = "weight",
+        block_size: int = 8,
         scope: str = "global",
         retrain_epochs: int | None = None,
         retrain_lr_factor: float = 1.0,
@@ -224,6 +225,7 @@ n_params_, n_nonzero_params_, support_, pruning_report_, pruning_history_, flops
         self.n_jobs = n_jobs
         self.importance = importance
         self.granularity = granularity
+        self.block_size = block_size
         self.scope = scope
         self.retrain_epochs = retrain_epochs
         self.retrain_lr_factor = retrain_lr_factor

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from numbers import Integral, Real
 
 from ._compat import Interval, StrOptions
-from ._core.granularity import GRANULARITIES
+from ._core.granularity import DEFAULT_BLOCK_SIZE, GRANULARITIES
 from ._core.importance import IMPORTANCE_CRITERIA
 from ._core.schedules import SCHEDULES
 
@@ -63,8 +63,8 @@ PRUNING_PARAMETERS: tuple[PruningParameter, ...] = (
         (Interval(Real, 0.0, 1.0, closed="left"),),
         "float in [0, 1)",
         "Fraction pruned in the end: of the prunable weights for "
-        '``granularity="weight"``, of the hidden units for ``"neuron"``, of the '
-        'input features for ``"feature"``.',
+        '``granularity="weight"``, of their blocks for ``"block"``, of the hidden '
+        'units for ``"neuron"``, of the input features for ``"feature"``.',
     ),
     PruningParameter(
         "importance",
@@ -77,8 +77,17 @@ PRUNING_PARAMETERS: tuple[PruningParameter, ...] = (
         "granularity",
         "weight",
         (StrOptions(set(GRANULARITIES)),),
-        '{"weight", "neuron", "feature"}',
-        "What is removed: single weights, whole hidden units, or whole input features.",
+        '{"weight", "block", "neuron", "feature"}',
+        "What is removed: single weights, blocks of ``block_size`` weights, whole "
+        "hidden units, or whole input features.",
+    ),
+    PruningParameter(
+        "block_size",
+        DEFAULT_BLOCK_SIZE,
+        (Interval(Integral, 1, None, closed="left"),),
+        "int",
+        'Consecutive outputs of one input per block of ``granularity="block"``; '
+        "unused otherwise.",
     ),
     PruningParameter(
         "scope",
@@ -139,7 +148,7 @@ PRUNING_PARAMETERS: tuple[PruningParameter, ...] = (
         ),
         "int or float",
         "Floor per layer: a count, or a fraction in (0, 1), of its weights "
-        "(units, features) that always survives.",
+        "(blocks, units, features) that always survives.",
     ),
     PruningParameter(
         "prune_output",

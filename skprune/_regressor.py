@@ -81,13 +81,21 @@ class PrunedRegressor(RegressorMixin, BasePruned):
         dense training epochs.
     prune_ratio : float in [0, 1), default=0.5
         Fraction pruned in the end: of the prunable weights for
-        ``granularity="weight"``, of the hidden units for ``"neuron"``, of the
-        input features for ``"feature"``. 0.0 trains the unpruned control.
+        ``granularity="weight"``, of their blocks for ``"block"``, of the hidden
+        units for ``"neuron"``, of the input features for ``"feature"``. 0.0
+        trains the unpruned control.
     importance : {"magnitude", "taylor", "random"} or callable, default="magnitude"
         How weights are ranked. See :class:`~skprune.PrunedClassifier`.
-    granularity : {"weight", "neuron", "feature"}, default="weight"
-        What is removed: single weights, whole hidden units, or whole input
-        features. Removing features is a feature selection, see ``get_support``.
+    granularity : {"weight", "block", "neuron", "feature"}, default="weight"
+        What is removed: single weights, blocks of ``block_size`` weights, whole
+        hidden units, or whole input features. Removing features is a feature
+        selection, see ``get_support``.
+    block_size : int, default=8
+        Consecutive outputs of one input per block of ``granularity="block"``;
+        unused otherwise. A block of a ``torch.nn.Linear`` weight ``W`` is
+        ``W[b * block_size:(b + 1) * block_size, i]``, a run of one input's
+        weights that a sparse kernel multiplies a vector at a time; a layer
+        whose width is not a multiple of it ends each run with a shorter block.
     scope : {"global", "layer"}, default="global"
         One ranking across all prunable layers, or ``prune_ratio`` in each layer.
     schedule : {"oneshot", "iterative", "gradual"}, default="oneshot"
@@ -106,7 +114,7 @@ class PrunedRegressor(RegressorMixin, BasePruned):
         Epoch whose weights ``rewind`` restores; 0 is the initialisation.
     min_keep : int or float, default=1
         Floor per layer: a count, or a fraction in (0, 1), of its weights
-        (units, features) that always survives.
+        (blocks, units, features) that always survives.
     prune_output : bool, default=False
         Whether the output layer's weights are prunable.
     prune_bias : bool, default=False

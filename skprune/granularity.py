@@ -1,10 +1,12 @@
-"""What a pruning step removes: weights, hidden units or input features (pure torch).
+"""What a pruning step removes: weights, blocks, units or features (pure torch).
 
 The public path of :mod:`skprune._core.granularity`, where the code lives.
 """
 
 from ._core.granularity import (
+    DEFAULT_BLOCK_SIZE,
     GRANULARITIES,
+    BlockGranularity,
     FeatureGranularity,
     Granularity,
     NeuronGranularity,
@@ -13,7 +15,9 @@ from ._core.granularity import (
 )
 
 __all__ = [
+    "DEFAULT_BLOCK_SIZE",
     "GRANULARITIES",
+    "BlockGranularity",
     "FeatureGranularity",
     "Granularity",
     "NeuronGranularity",

@@ -27,7 +27,7 @@ def on_cpu(clf):
     return cpu
 
 
-@pytest.mark.parametrize("granularity", ["weight", "neuron", "feature"])
+@pytest.mark.parametrize("granularity", ["weight", "block", "neuron", "feature"])
 def test_fit_on_cuda_keeps_masks_weights_and_predictions_there(text_data, granularity):
     X, y = text_data
     clf = PrunedClassifier(

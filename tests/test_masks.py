@@ -619,3 +619,24 @@ def test_apply_masks_zeroes_a_sparse_momentum_buffer_on_pruned_entries():
     expected[1, 1:] = 1.0
     torch.testing.assert_close(buffer.to_dense(), expected)
     assert weight[1, 0] == 0.0 and bool((weight[4] == 0).all())
+
+
+@pytest.mark.parametrize("scope", ["global", "layer"])
+def test_a_ratio_that_rounds_to_every_entry_prunes_all_without_a_floor(scope):
+    # 34 entries at 0.99 round to 34 pruned: there is no k-th largest to find
+    # (this searched for one forever). Run in a thread so a hang fails.
+    import threading
+
+    scores = {"a": torch.rand(30, generator=torch.Generator().manual_seed(0))}
+    scores["b"] = torch.rand(4, generator=torch.Generator().manual_seed(1))
+    result = {}
+    thread = threading.Thread(
+        target=lambda: result.update(select_masks(scores, 0.99, scope=scope)),
+        daemon=True,
+    )
+    thread.start()
+    thread.join(timeout=30)
+    assert not thread.is_alive(), "select_masks did not return"
+    # Together 34 - round(33.66) = 0 kept; alone 30 - round(29.7), 4 - round(3.96).
+    assert int(result["a"].sum()) == int(result["b"].sum()) == 0
+    assert result["a"].shape == (30,) and result["b"].dtype == torch.bool

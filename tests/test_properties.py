@@ -133,7 +133,7 @@ def cases(draw):
         y=y,
         hidden=tuple(draw(st.lists(st.integers(2, 16), min_size=1, max_size=2))),
         ratio=draw(st.floats(0.0, 0.9)),
-        granularity=draw(st.sampled_from(["weight", "neuron", "feature"])),
+        granularity=draw(st.sampled_from(["weight", "neuron", "feature", "block"])),
         scope=draw(st.sampled_from(["global", "layer"])),
         schedule=schedule,
         n_rounds=1 if schedule == "oneshot" else draw(st.integers(1, 3)),
@@ -144,8 +144,14 @@ def cases(draw):
 
 
 def ranked_sizes(case) -> dict[str, int]:
-    """Entries ranked in each prunable tensor: weights, hidden units or features."""
+    """Entries ranked in each prunable tensor: weights, blocks, units or features."""
     n_features, hidden = case.X.shape[1], case.hidden
+    if case.granularity == "block":  # default block_size=8, a ragged last block
+        widths = [n_features, *hidden]
+        return {
+            f"layers.{i}.weight": widths[i] * -(-widths[i + 1] // 8)
+            for i in range(len(hidden))
+        }
     if case.granularity == "feature":
         return {"layers.0.weight": n_features}
     if case.granularity == "neuron":
@@ -180,6 +186,14 @@ def measured_kept(clf, case) -> dict[str, int]:
         mask = clf.masks_[name]
         if case.granularity == "weight":
             kept[name] = int(mask.sum())
+        elif case.granularity == "block":
+            # Outputs last: (in, out) for the first layer, (out, in) for Linear.
+            runs = mask if name == "layers.0.weight" else mask.T
+            blocks = [
+                runs[:, start : start + 8] for start in range(0, runs.shape[1], 8)
+            ]
+            assert all((b.all(axis=1) == b.any(axis=1)).all() for b in blocks)
+            kept[name] = sum(int(b.all(axis=1).sum()) for b in blocks)
         elif case.granularity == "feature":
             kept[name] = int(mask.any(axis=1).sum())  # SparseLinear: (in, out)
         else:

@@ -228,6 +228,10 @@ in a, b; the highest reachable ratio is 0.3333.
             for part in parts:
                 keep[part.name] = part.mask(torch.inf, 0, alive_only=True)
             continue
+        if n_keep == 0:  # no floor (checked above): nothing survives, no k-th
+            for part in parts:
+                keep[part.name], _ = part.mask(torch.inf, 0)
+            continue
         chunks = _Chain(parts)
         value, n_above = _kth_largest(chunks, n_keep, _merge_samples(parts, n_total))
         ties = n_keep - n_above

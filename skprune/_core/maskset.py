@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 import torch
 
 from . import importance as importance_lib
-from .granularity import Granularity, make_granularity
+from .granularity import DEFAULT_BLOCK_SIZE, Granularity, make_granularity
 from .masks import (
     PrunableLayer,
     apply_masks,
@@ -62,6 +62,7 @@ def prepare_granularity(
     module: torch.nn.Module,
     granularity: str,
     *,
+    block_size: int = DEFAULT_BLOCK_SIZE,
     patterns,
     prune_output: bool,
     prune_bias: bool,
@@ -88,6 +89,7 @@ def prepare_granularity(
         granularity,
         layers,
         {name: tuple(p.shape) for name, p in params.items()},
+        block_size=block_size,
         patterns=patterns,
         prune_output=prune_output,
         prune_bias=prune_bias,

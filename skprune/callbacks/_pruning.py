@@ -67,16 +67,24 @@ class Pruning(Callback):
     ----------
     prune_ratio : float in [0, 1), default=0.5
         Fraction pruned in the end: of the prunable weights for
-        ``granularity="weight"``, of the hidden units for ``"neuron"``, of the
-        input features for ``"feature"``. 0 prunes nothing but trains on the
-        same schedule, which makes it the fair unpruned control.
+        ``granularity="weight"``, of their blocks for ``"block"``, of the hidden
+        units for ``"neuron"``, of the input features for ``"feature"``. 0
+        prunes nothing but trains on the same schedule, which makes it the fair
+        unpruned control.
     importance : {"magnitude", "taylor", "random"} or callable, default="magnitude"
         How weights are ranked. A callable ``(name, weight, grad) -> scores`` is
         also accepted (see :mod:`skprune.importance`).
-    granularity : {"weight", "neuron", "feature"}, default="weight"
-        What is removed: single weights, whole hidden units, or whole input
-        features. A hidden unit is a row of one layer, its bias and the matching
-        column of the next layer; a feature is a column of the first layer.
+    granularity : {"weight", "block", "neuron", "feature"}, default="weight"
+        What is removed: single weights, blocks of ``block_size`` weights, whole
+        hidden units, or whole input features. A hidden unit is a row of one
+        layer, its bias and the matching column of the next layer; a feature is
+        a column of the first layer.
+    block_size : int, default=8
+        Consecutive outputs of one input per block of ``granularity="block"``;
+        unused otherwise. A block of a ``torch.nn.Linear`` weight ``W`` is
+        ``W[b * block_size:(b + 1) * block_size, i]``, a run of one input's
+        weights that a sparse kernel multiplies a vector at a time; a layer
+        whose width is not a multiple of it ends each run with a shorter block.
     scope : {"global", "layer"}, default="global"
         One ranking across all prunable layers, or ``prune_ratio`` in each layer.
     schedule : {"oneshot", "iterative", "gradual"}, default="oneshot"
@@ -101,7 +109,7 @@ class Pruning(Callback):
         Epoch whose weights ``rewind`` restores; 0 is the initialisation.
     min_keep : int or float, default=1
         Floor per layer: a count, or a fraction in (0, 1), of its weights
-        (units, features) that always survives.
+        (blocks, units, features) that always survives.
     prune_output : bool, default=False
         Whether the output layer's weights are prunable.
     prune_bias : bool, default=False
@@ -197,6 +205,7 @@ class Pruning(Callback):
         *,
         importance="magnitude",
         granularity: str = "weight",
+        block_size: int = 8,
         scope: str = "global",
         schedule: str = "oneshot",
         train_epochs: int = 6,
@@ -214,6 +223,7 @@ class Pruning(Callback):
         self.prune_ratio = prune_ratio
         self.importance = importance
         self.granularity = granularity
+        self.block_size = block_size
         self.scope = scope
         self.schedule = schedule
         self.train_epochs = train_epochs
@@ -412,6 +422,7 @@ class Pruning(Callback):
         self.layers_, self.granularity_ = prepare_granularity(
             module,
             self.granularity,
+            block_size=self.block_size,
             patterns=self.layers,
             prune_output=self.prune_output,
             prune_bias=self.prune_bias,

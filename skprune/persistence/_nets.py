@@ -414,6 +414,7 @@ def _restore_pruning(callback, state: dict, net, where: str) -> None:
             callback.granularity,
             state["layers_"],
             shapes,
+            block_size=callback.block_size,
             patterns=callback.layers,
             prune_output=callback.prune_output,
             prune_bias=callback.prune_bias,
