@@ -97,7 +97,7 @@ class Granularity:
     >>> layers = find_prunable_layers(module)
     >>> shapes = {n: tuple(p.shape) for n, p in module.named_parameters()}
     >>> GRANULARITIES
-    ('weight', 'neuron', 'feature')
+    ('weight', 'block', 'neuron', 'feature')
     >>> for name in GRANULARITIES:
     ...     g = make_granularity(name, layers, shapes)
     ...     print(name, isinstance(g, Granularity), g.group_sizes(), g.shrinks)
@@ -231,6 +231,34 @@ class BlockGranularity(Granularity):
     ------
     ValueError
         If ``block_size`` is not an int of at least 1, or as :class:`Granularity`.
+
+    Examples
+    --------
+    A 2-6-2 network in blocks of 4 (the default is :data:`DEFAULT_BLOCK_SIZE`):
+    each of the 2 inputs of the first layer has a block of outputs 0-3 and a
+    ragged one of outputs 4-5, so 4 blocks, each scored by its weights' mean:
+
+    >>> import torch
+    >>> from skprune.granularity import DEFAULT_BLOCK_SIZE, BlockGranularity
+    >>> from skprune.masks import find_prunable_layers
+    >>> DEFAULT_BLOCK_SIZE
+    8
+    >>> module = torch.nn.Sequential(torch.nn.Linear(2, 6), torch.nn.Linear(6, 2))
+    >>> layers = find_prunable_layers(module)
+    >>> shapes = {n: tuple(p.shape) for n, p in module.named_parameters()}
+    >>> blocks = BlockGranularity(layers, shapes, block_size=4)
+    >>> blocks.group_sizes()
+    {'0.weight': 4}
+    >>> scores = {"0.weight": torch.arange(12.0).reshape(6, 2)}
+    >>> pooled = blocks.pool(scores)["0.weight"]
+    >>> pooled.tolist()
+    [[3.0, 4.0], [9.0, 10.0]]
+
+    Dropping the lowest block (outputs 0-3 of input 0) zeroes that whole run:
+
+    >>> masks = blocks.expand({"0.weight": pooled > 3})
+    >>> masks["0.weight"].int().T.tolist()
+    [[0, 0, 0, 0, 1, 1], [1, 1, 1, 1, 1, 1]]
     """
 
     scores_by_rows = False
