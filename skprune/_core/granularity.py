@@ -102,6 +102,7 @@ class Granularity:
     ...     g = make_granularity(name, layers, shapes)
     ...     print(name, isinstance(g, Granularity), g.group_sizes(), g.shrinks)
     weight True {'0.weight': 12} False
+    block True {'0.weight': 4} False
     neuron True {'0.weight': 3} True
     feature True {'0.weight': 4} True
     """
