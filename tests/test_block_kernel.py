@@ -15,7 +15,7 @@ import scipy.sparse as sp
 
 from skprune._nn import _kernels
 from skprune.compress import CompactMLP, choose_layouts
-from skprune.compress._compact import block_width
+from skprune.compress._compact import _block_width
 
 
 def block_weight(n_rows, n_out, block, density, seed=0, dtype=np.float32):
@@ -261,9 +261,9 @@ def test_blocks_are_chosen_where_the_model_predicts_they_win_and_only_there():
 
 
 def test_block_width_is_the_widest_run_the_weight_keeps_whole():
-    assert block_width(block_weight(200, 64, 16, 0.3)) == 16
-    assert block_width(block_weight(200, 64, 8, 0.3)) == 8
-    assert block_width(block_weight(200, 64, 4, 0.3)) == 4
+    assert _block_width(block_weight(200, 64, 16, 0.3)) == 16
+    assert _block_width(block_weight(200, 64, 8, 0.3)) == 8
+    assert _block_width(block_weight(200, 64, 4, 0.3)) == 4
 
 
 def test_block_layout_predicts_what_the_csr_layout_predicts():
