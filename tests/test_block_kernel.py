@@ -169,8 +169,15 @@ def test_block_index_outside_the_column_blocks_is_refused(bad):
 
 @pytest.mark.parametrize(
     "indptr",
-    [[0, 2, 1, 3], [1, 2, 2, 3], [0, 2, 2, 4], [0, 2, 2, 2], [[0, 2, 2, 3]]],
-    ids=["decreasing", "not-from-0", "past-the-blocks", "short-of-them", "2-d"],
+    [[0, 2, 1, 3], [1, 2, 2, 3], [0, 2, 2, 4], [0, 2, 2, 2], [[0, 2, 2, 3]], []],
+    ids=[
+        "decreasing",
+        "not-from-0",
+        "past-the-blocks",
+        "short-of-them",
+        "2-d",
+        "empty",
+    ],  # fmt: skip
 )
 def test_pointers_that_do_not_cover_the_blocks_in_order_are_refused(indptr):
     _, columns, values = valid_parts()

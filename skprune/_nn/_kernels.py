@@ -1,6 +1,6 @@
 """Compiled loops that torch and scipy lack: sparse products and a lazy Adam row step.
 
-Four kinds of loop, each over the rows of its output (in parallel when the work
+Five kinds of loop, each over the rows of its output (in parallel when the work
 is large enough) and each adding up an output row in one fixed order, whatever
 the number of rows or threads (BLAS does not: it picks other kernels for other
 batch sizes, which changes the last bits of a float32 row):
@@ -9,6 +9,10 @@ batch sizes, which changes the last bits of a float32 row):
   adds one weight row) or CSR (it adds only that row's surviving weights), into
   a dense output. Input columns that the weight no longer has are skipped
   through a column map, so the batch is never sliced or copied;
+- a CSR batch times a block-CSR weight (:class:`CheckedBlockCSR`: runs of B
+  consecutive outputs of one input row, one column-block index and B
+  contiguous values per run), each run multiplied whole by a loop compiled
+  with B fixed (for B in :data:`BLOCK_SIZES`), so that it vectorises;
 - dense rows (hidden activations) times a CSR weight, skipping zero activations;
 - dense rows times a dense weight, skipping zero activations;
 - Adam's update of the rows a sparse gradient touches, in place and in one pass
@@ -404,7 +408,7 @@ class CheckedBlockCSR:
         check_compressed_structure(
             indptr,
             columns,
-            n_pointed=len(indptr) - 1 if indptr.ndim == 1 else 0,
+            n_pointed=max(0, len(indptr) - 1) if indptr.ndim == 1 else 0,
             n_indexed=n_column_blocks,
             n_stored=len(values),
             name=name,
