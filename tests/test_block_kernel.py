@@ -59,12 +59,17 @@ def test_block_product_equals_the_csr_product(block, n_out):
     np.testing.assert_allclose(got, (X @ weight).toarray(), rtol=1e-5, atol=1e-5)
 
 
-def test_block_product_of_a_row_does_not_depend_on_its_batch():
+def test_block_product_of_a_row_does_not_depend_on_its_batch(
+    monkeypatch, two_torch_threads
+):
     weight = block_weight(300, 61, 8, 0.2)
     blocks = _kernels.CheckedBlockCSR.from_csr(weight, 8)
-    X = batch(500, 300)  # large enough for the parallel build
-    whole = _kernels.csr_times_blocks(X, identity_map(300), blocks)
-    for i in (0, 17, 499):
+    X = batch(500, 300)
+    with monkeypatch.context() as patch:  # the whole batch on the parallel build
+        patch.setattr(_kernels, "PARALLEL_WORK", 0)
+        whole = _kernels.csr_times_blocks(X, identity_map(300), blocks)
+    assert ("csr_times_blocks", True, 8) in _kernels._COMPILED
+    for i in (0, 17, 499):  # each row alone on the serial one
         alone = _kernels.csr_times_blocks(X[i : i + 1], identity_map(300), blocks)
         np.testing.assert_array_equal(alone[0], whole[i])
     halves = [_kernels.csr_times_blocks(X[a:b], identity_map(300), blocks)
