@@ -706,12 +706,14 @@ def _block_operand(operand: _kernels.CheckedCSR) -> _kernels.CheckedBlockCSR:
 
 def _block_cost(weight) -> float:
     """The block-CSR cost of a first layer, or infinity where runs are not whole."""
-    if weight.dtype == np.int8:  # not measured for int8: int8 blocks stay CSR
+    # Not measured for int8: int8 blocks stay CSR. A weight stored dense keeps
+    # over half its entries, where whole rows win: no CSR copy is made of it.
+    if weight.dtype == np.int8 or not sp.issparse(weight):
         return np.inf
     csr = sp.csr_matrix(weight)
-    width = _block_width(csr)
-    if _kernels.block_padding(csr, width):
+    if _kernels.block_padding(csr, min(_kernels.BLOCK_SIZES)):  # then every width
         return np.inf
+    width = _block_width(csr)
     fixed, per_block = _COST_NS["block-csr"]
     # blocks per input (a ragged last block counts as the share it holds)
     return fixed + per_block * csr.nnz / width / max(1, csr.shape[0])
