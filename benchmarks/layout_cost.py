@@ -8,9 +8,12 @@ Run from the repository root::
 For the first layer, a CSR batch (2,000 rows) times a weight of 256 outputs
 whose surviving entries are placed at random, at densities from 0.5% to 50%:
 the CSR product (each stored input value adds the surviving weights of its
-row), the float row-sparse one (torch's ``embedding_bag``: the whole row) and
-the int8 ones. Inputs: uniform random CSR (100 values a row, 10,000 and
-100,000 features: a weight in cache and one far larger) and 20 Newsgroups
+row), the float row-sparse one (torch's ``embedding_bag``: the whole row), the
+int8 ones, and the block-CSR one on a weight of the same density kept in whole
+aligned runs of ``BLOCK`` outputs (what ``granularity="block"`` leaves), fitted
+per kept block rather than per weight. Inputs: uniform random CSR (100 values
+a row, 10,000 and 100,000 features: a weight in cache and one far larger) and
+20 Newsgroups
 TF-IDF (``benchmarks/_datasets.py``). For hidden layers, ReLU-like activations
 (half zeros) times a 256 x 256 weight, CSR against dense.
 
@@ -42,6 +45,8 @@ from skprune.compress._compact import _CACHE_BYTES, quantize_rows  # noqa: E402
 
 DENSITIES = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
 N_OUT, N_ROWS, PER_ROW = 256, 2_000, 100
+#: The block width the block-CSR rows are measured at (the default block_size).
+BLOCK = 8
 
 
 def _best(functions: dict, repeats: int) -> dict:
@@ -62,6 +67,12 @@ def _weight(n_rows: int, density: float, rng) -> np.ndarray:
     return (rng.standard_normal((n_rows, N_OUT)) * mask).astype(np.float32)
 
 
+def _block_weight(n_rows: int, density: float, rng) -> np.ndarray:
+    kept = rng.random((n_rows, N_OUT // BLOCK)) < density
+    mask = np.repeat(kept, BLOCK, axis=1)
+    return (rng.standard_normal((n_rows, N_OUT)) * mask).astype(np.float32)
+
+
 def first_layer(X, repeats: int, rng) -> list[dict]:
     """Per stored value of ``X``: ns of each first-layer product, per density."""
     n_columns = X.shape[1]
@@ -74,6 +85,9 @@ def first_layer(X, repeats: int, rng) -> list[dict]:
         csr = _kernels.CheckedCSR(sp.csr_matrix(dense))
         csr8 = _kernels.CheckedCSR(sp.csr_matrix(values), dtype=np.int8)
         tensor = torch.from_numpy(dense)
+        blocks = _kernels.CheckedBlockCSR.from_csr(
+            sp.csr_matrix(_block_weight(n_columns, density, rng)), BLOCK
+        )
         seconds = _best(
             {
                 "csr": partial(_kernels.csr_times_csr, X, column_map, csr),
@@ -86,11 +100,15 @@ def first_layer(X, repeats: int, rng) -> list[dict]:
                 "row-sparse-int8": partial(
                     _kernels.csr_times_rows, X, column_map, values, scales
                 ),
+                "block-csr": partial(_kernels.csr_times_blocks, X, column_map, blocks),
             },
             repeats,
         )
         per_value = {k: v / X.nnz * 1e9 for k, v in seconds.items()}
-        rows.append({"density": density, "kept": csr.nnz / n_columns, **per_value})
+        kept = csr.nnz / n_columns
+        blocks_kept = len(blocks.values) / n_columns
+        rows.append({"density": density, "kept": kept, "blocks": blocks_kept,
+                     **per_value})  # fmt: skip
     return rows
 
 
@@ -135,7 +153,7 @@ def crossover(rows: list[dict], sparse: str, dense: str) -> str:
 
 def report(name: str, rows: list[dict], pairs) -> None:
     print(f"\n## {name}")
-    layouts = [key for key in rows[0] if key not in ("density", "kept")]
+    layouts = [key for key in rows[0] if key not in ("density", "kept", "blocks")]
     print("density | " + " | ".join(f"{k} ns" for k in layouts))
     for row in rows:
         print(
@@ -164,7 +182,12 @@ def main(argv=None) -> int:
 
         X_train, _, X_test, _ = load_20newsgroups()
         inputs["20 Newsgroups TF-IDF"] = X_test[:N_ROWS].astype(np.float32)
-    first_pairs = [("csr", "row-sparse"), ("csr-int8", "row-sparse-int8")]
+    first_pairs = [
+        ("csr", "row-sparse"),
+        ("csr-int8", "row-sparse-int8"),
+        ("block-csr", "row-sparse"),
+        ("csr", "block-csr"),
+    ]
     lines = {}  # layout -> fitted (fixed, per weight), one per input
     for name, X in inputs.items():
         rows = first_layer(X, args.repeats, rng)
@@ -175,6 +198,9 @@ def main(argv=None) -> int:
             lines.setdefault(layout, []).append(
                 fit_line(rows, layout, lambda row: row["kept"])
             )
+        lines.setdefault("block-csr (per block)", []).append(
+            fit_line(rows, "block-csr", lambda row: row["blocks"])
+        )
         for layout in ("row-sparse", "row-sparse-int8"):
             per_weight = float(np.median([row[layout] for row in rows])) / N_OUT
             lines.setdefault(f"{layout} from {where}", []).append((0.0, per_weight))

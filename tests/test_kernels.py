@@ -462,6 +462,7 @@ def test_the_compiled_loops_are_reached_only_through_checking_functions():
     assert calling == {
         "csr_times_rows",
         "csr_times_csr",
+        "csr_times_blocks",
         "dense_times_csr",
         "dense_times_rows",
         "adam_rows_",

@@ -759,3 +759,59 @@ def test_version_1_files_are_refused_with_how_to_convert_them(saved):
     write_parts(saved, parts)
     error = load_refused(saved, ModelFileError, match="format version 1")
     assert "joblib.dump" in str(error) and "skprune.save" in str(error)
+
+
+# block-csr: files hold the CSR weight; its blocks are rebuilt and checked at load
+
+
+def _first_layout(layout):
+    def document(document):
+        network = document["estimator"]["fields"]["params"]["network"]["fields"]
+        network["layouts"][0] = layout
+        return document
+
+    return document
+
+
+def test_file_asking_for_blocks_rebuilds_them_and_predicts_the_same(
+    saved_compressed, models, text_data
+):
+    forge(saved_compressed, _first_layout("block-csr"))
+    loaded = skprune.load(saved_compressed)
+    assert loaded.network.layouts[0] == "block-csr"
+    X = text_data[0][:40]
+    np.testing.assert_allclose(
+        loaded.decision_function(X), models[1].decision_function(X), rtol=1e-5,
+        atol=1e-6,
+    )  # fmt: skip
+
+
+def test_blocks_from_a_csr_index_past_its_columns_are_refused(
+    saved_compressed, nothing_runs
+):
+    document = json.loads(read_parts(saved_compressed)["estimator.json"])
+    weight = _sparse_weight(document)
+    network = document["estimator"]["fields"]["params"]["network"]["fields"]
+    assert weight == network["weights"][0]  # the blocks are made of the first layer
+    forge(saved_compressed, _first_layout("block-csr"))
+
+    def change(indices):
+        indices[len(indices) // 2] = weight["shape"][1]
+        return indices
+
+    forge(saved_compressed, *_private_copy(weight, "indices", change))
+    nothing_runs()
+    load_refused(saved_compressed, ModelFileError, match="CSR column indices")
+
+
+def test_file_asking_for_blocks_in_a_hidden_layer_is_refused(
+    saved_compressed, nothing_runs
+):
+    def hidden(document):
+        network = document["estimator"]["fields"]["params"]["network"]["fields"]
+        network["layouts"][-1] = "block-csr"
+        return document
+
+    forge(saved_compressed, hidden)
+    nothing_runs()
+    load_refused(saved_compressed, ModelFileError, match="block-csr")

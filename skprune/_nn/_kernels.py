@@ -1,6 +1,6 @@
 """Compiled loops that torch and scipy lack: sparse products and a lazy Adam row step.
 
-Four kinds of loop, each over the rows of its output (in parallel when the work
+Five kinds of loop, each over the rows of its output (in parallel when the work
 is large enough) and each adding up an output row in one fixed order, whatever
 the number of rows or threads (BLAS does not: it picks other kernels for other
 batch sizes, which changes the last bits of a float32 row):
@@ -9,6 +9,10 @@ batch sizes, which changes the last bits of a float32 row):
   adds one weight row) or CSR (it adds only that row's surviving weights), into
   a dense output. Input columns that the weight no longer has are skipped
   through a column map, so the batch is never sliced or copied;
+- a CSR batch times a block-CSR weight (:class:`CheckedBlockCSR`: runs of B
+  consecutive outputs of one input row, one column-block index and B
+  contiguous values per run), each run multiplied whole by a loop compiled
+  with B fixed (for B in :data:`BLOCK_SIZES`), so that it vectorises;
 - dense rows (hidden activations) times a CSR weight, skipping zero activations;
 - dense rows times a dense weight, skipping zero activations;
 - Adam's update of the rows a sparse gradient touches, in place and in one pass
@@ -67,11 +71,15 @@ from ._threads import set_this_threads_count
 __all__ = [
     "HAVE_NUMBA",
     "PARALLEL_WORK",
+    "BLOCK_SIZES",
+    "CheckedBlockCSR",
     "CheckedCSR",
     "CheckedColumnMap",
     "adam_rows_",
+    "block_padding",
     "check_compressed_structure",
     "check_index_range",
+    "csr_times_blocks",
     "csr_times_csr",
     "csr_times_rows",
     "csr_times_rows_embedding",
@@ -87,6 +95,11 @@ HAVE_NUMBA = numba is not None and os.environ.get("SKPRUNE_DISABLE_NUMBA") != "1
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _INDEX_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
 _INT8 = np.dtype(np.int8)
+#: The dtypes a block-CSR weight's column-block indices may have.
+_BLOCK_INDEX_DTYPES = (np.dtype(np.int16), *_INDEX_DTYPES)
+#: Block widths whose loop is compiled with the width fixed (fully unrolled,
+#: vectorised); other widths run a loop of run-time length.
+BLOCK_SIZES = (4, 8, 16)
 
 #: Multiply-adds below which a product runs on one thread: waking a second
 #: thread costs tens of microseconds, what about this much work costs.
@@ -329,6 +342,190 @@ class CheckedColumnMap:
         return self.array.nbytes
 
 
+class CheckedBlockCSR:
+    """A weight stored as runs of ``block_size`` consecutive columns, checked.
+
+    Row ``j`` keeps the blocks ``indptr[j]:indptr[j + 1]``; block ``b`` holds
+    the weights of columns ``columns[b] * block_size`` onwards,
+    ``values[b]``, all ``block_size`` of them contiguous, so that a product
+    multiplies a block whole. The last column block may be ragged (when
+    ``shape[1] % block_size != 0``): its values beyond ``shape[1]`` are never
+    read. Checked once, for a weight many products use: pointers from 0,
+    non-decreasing, to the number of blocks; every block index in
+    ``[0, n_column_blocks)``; ``values`` of shape (n_blocks, block_size).
+
+    Parameters
+    ----------
+    indptr : ndarray of int32 or int64, shape (n_rows + 1,)
+    columns : ndarray of int16, int32 or int64, shape (n_blocks,)
+        The column block of each stored block (other integers become int64).
+    values : ndarray of float32, float64 or int8, shape (n_blocks, block_size)
+    n_columns : int
+        Columns of the weight (``shape[1]``).
+    name : str, default="weight"
+        The argument's name in error messages.
+    dtype : numpy dtype, default=None
+        The dtype the values must have; None accepts float32 and float64, and
+        only an explicit ``np.int8`` accepts int8 values.
+
+    Attributes
+    ----------
+    indptr, columns, values : ndarray
+        As given where already of an accepted dtype and C-contiguous, else
+        converted copies.
+    shape : tuple of int
+    block_size : int
+    """
+
+    __slots__ = ("columns", "indptr", "shape", "values")
+
+    def __init__(
+        self, indptr, columns, values, n_columns: int, *, name="weight", dtype=None
+    ):
+        values = np.asarray(values)
+        allowed = (
+            (_INT8,) if dtype is not None and np.dtype(dtype) == _INT8 else _FLOATS
+        )
+        if values.ndim != 2 or values.dtype not in allowed or values.shape[1] < 1:
+            kinds = " or ".join(str(d) for d in allowed)
+            raise ValueError(
+                f"{name}.values must be a 2-d array (one row of block_size values "
+                f"per block) of {kinds}, got {values.ndim}-d {values.dtype} of "
+                f"shape {values.shape}."
+            )
+        if dtype is not None and values.dtype != dtype:
+            raise ValueError(f"{name} must hold {np.dtype(dtype)}, got {values.dtype}.")
+        indptr, columns = np.asarray(indptr), np.asarray(columns)
+        if int(n_columns) < 1:
+            raise ValueError(f"{name} needs at least one column, got {n_columns}.")
+        block_size = values.shape[1]
+        n_column_blocks = -(-int(n_columns) // block_size)
+        if len(columns) != len(values):
+            raise ValueError(
+                f"{name} has {len(columns)} block indices but {len(values)} blocks "
+                "of values: one index per block."
+            )
+        check_compressed_structure(
+            indptr,
+            columns,
+            n_pointed=max(0, len(indptr) - 1) if indptr.ndim == 1 else 0,
+            n_indexed=n_column_blocks,
+            n_stored=len(values),
+            name=name,
+            sparse_format="block-CSR",
+            indexed="column block",
+        )
+        if indptr[-1] != len(values):
+            raise ValueError(
+                f"{name}'s pointers end at {int(indptr[-1])}, but it holds "
+                f"{len(values)} blocks: they must cover every block."
+            )
+        self.indptr = _index(indptr)
+        kind = columns.dtype if columns.dtype in _BLOCK_INDEX_DTYPES else np.int64
+        self.columns = np.ascontiguousarray(columns, dtype=kind)
+        self.values = np.ascontiguousarray(values)
+        self.shape = (len(indptr) - 1, int(n_columns))
+
+    @classmethod
+    def from_csr(cls, matrix, block_size: int, *, name: str = "weight"):
+        """The blocks of a CSR matrix: every aligned run of ``block_size``
+        columns of a row that keeps an entry, zeros where the run lacks one.
+
+        Block indices are int16 where they fit, else int32 or int64. When
+        every run kept is whole (:func:`block_padding` is 0) and the width is
+        a multiple of ``block_size``, ``values`` is a view of the matrix's own
+        values (of a sorted, summed copy where they are not): nothing is copied.
+        """
+        checked = _checked_csr(matrix, name, _INT8 if matrix.dtype == _INT8 else None)
+        matrix = _canonical(checked)
+        rows, blocks, n_column_blocks = _entry_blocks(matrix, block_size)
+        n_rows, n_columns = matrix.shape
+        keys = rows * n_column_blocks + blocks
+        first = np.ones(len(keys), dtype=bool)
+        first[1:] = keys[1:] != keys[:-1]
+        block_of_entry = np.cumsum(first) - 1
+        n_blocks = int(first.sum())
+        indptr = np.zeros(n_rows + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows[first], minlength=n_rows), out=indptr[1:])
+        narrow = np.int16 if n_column_blocks <= 2**15 else np.int32
+        narrow = narrow if n_column_blocks <= 2**31 else np.int64
+        columns = blocks[first].astype(narrow)
+        if n_blocks * block_size == matrix.nnz and n_columns % block_size == 0:
+            values = matrix.data.reshape(n_blocks, block_size)
+        else:
+            values = np.zeros((n_blocks, block_size), dtype=matrix.dtype)
+            values[block_of_entry, matrix.indices % block_size] = matrix.data
+        narrow_pointers = np.int32 if n_blocks < 2**31 else np.int64
+        return cls(indptr.astype(narrow_pointers), columns, values, n_columns,
+                   name=name, dtype=matrix.dtype)  # fmt: skip
+
+    @property
+    def block_size(self) -> int:
+        return self.values.shape[1]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.values.dtype
+
+    @property
+    def nbytes(self) -> int:
+        return self.indptr.nbytes + self.columns.nbytes + self.values.nbytes
+
+
+def _canonical(matrix):
+    """A CSR matrix (or CheckedCSR) as scipy CSR with sorted, summed entries:
+    itself (its arrays shared) where it is so already, else a canonical copy."""
+    if isinstance(matrix, CheckedCSR):
+        matrix = sp.csr_matrix(
+            (matrix.data, matrix.indices, matrix.indptr), shape=matrix.shape
+        )
+    if not matrix.has_canonical_format:
+        matrix = matrix.copy()
+        matrix.sum_duplicates()
+    return matrix
+
+
+def _entry_blocks(matrix, block_size: int):
+    """Row, column block and the number of column blocks of each stored entry."""
+    if (
+        not isinstance(block_size, int | np.integer)
+        or isinstance(block_size, bool)
+        or block_size < 1
+    ):
+        raise ValueError(f"block_size must be a positive integer, got {block_size!r}.")
+    n_rows, n_columns = matrix.shape
+    rows = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(matrix.indptr))
+    blocks = matrix.indices.astype(np.int64) // block_size
+    return rows, blocks, -(-n_columns // block_size)
+
+
+def block_padding(matrix, block_size: int) -> int:
+    """Zeros a block-CSR copy of the CSR ``matrix`` would store.
+
+    0 when every aligned run of ``block_size`` columns (the last one of a row
+    as wide as the columns left) is kept whole or not at all.
+
+    Parameters
+    ----------
+    matrix : scipy.sparse CSR matrix or CheckedCSR
+        Stored zeros count as kept.
+    block_size : int
+
+    Returns
+    -------
+    int
+    """
+    matrix = _canonical(
+        _checked_csr(matrix, "matrix", _INT8 if matrix.dtype == _INT8 else None)
+    )
+    rows, blocks, n_column_blocks = _entry_blocks(matrix, block_size)
+    keys = rows * n_column_blocks + blocks
+    first = np.ones(len(keys), dtype=bool)
+    first[1:] = keys[1:] != keys[:-1]
+    widths = np.minimum(block_size, matrix.shape[1] - blocks[first] * block_size)
+    return int(widths.sum()) - matrix.nnz
+
+
 def _read_only(array: np.ndarray) -> np.ndarray:
     array.flags.writeable = False
     return array
@@ -486,6 +683,50 @@ def _csr_times_rows(indptr, indices, data, column_map, weight, scales, out):
                 acc[c] += x * row[c]
 
 
+#: The block width a build of :func:`_csr_times_blocks` is compiled for; 0 (this
+#: module's own value) reads it from the values at run time.
+_BLOCK = 0
+
+
+def _csr_times_blocks(
+    indptr, indices, data, column_map, b_indptr, b_columns, b_values, scales, out
+):
+    n_stored = indptr[out.shape[0]]
+    n_out = out.shape[1]
+    width = _BLOCK if _BLOCK > 0 else b_values.shape[1]
+    step = max(1, 16 // width)  # blocks per 64-byte line of float32
+    for i in numba.prange(out.shape[0]):
+        acc = out[i]
+        for k in range(indptr[i], indptr[i + 1]):
+            # Two stages: the pointers of a value far ahead, then the blocks of
+            # a nearer one, whose pointers have arrived by then.
+            if k + 2 * _AHEAD < n_stored:
+                far = column_map[indices[k + 2 * _AHEAD]]
+                if far >= 0:
+                    _prefetch(b_indptr, far)
+            if k + _AHEAD < n_stored:
+                ahead = column_map[indices[k + _AHEAD]]
+                if ahead >= 0:
+                    _prefetch(b_columns, b_indptr[ahead])
+                    for b in range(b_indptr[ahead], b_indptr[ahead + 1], step):
+                        _prefetch(b_values, b * width)
+            j = column_map[indices[k]]
+            if j < 0:
+                continue
+            x = data[k]
+            if scales is not None:
+                x = x * scales[j]
+            for b in range(b_indptr[j], b_indptr[j + 1]):
+                start = np.int64(b_columns[b]) * width
+                block = b_values[b]
+                if start + width <= n_out:  # a whole block: a fixed-length loop
+                    for t in range(width):
+                        acc[start + t] += x * block[t]
+                else:  # the ragged last block of a row
+                    for t in range(n_out - start):
+                        acc[start + t] += x * block[t]
+
+
 def _csr_times_csr(
     indptr, indices, data, column_map, w_indptr, w_indices, w_data, scales, out
 ):
@@ -564,6 +805,7 @@ def _adam_segments(
 _SOURCES = {
     "csr_times_rows": _csr_times_rows,
     "csr_times_csr": _csr_times_csr,
+    "csr_times_blocks": _csr_times_blocks,
     "dense_times_csr": _dense_times_csr,
     "dense_times_rows": _dense_times_rows,
     "adam_segments": _adam_segments,
@@ -571,30 +813,36 @@ _SOURCES = {
 _COMPILED: dict = {}
 
 
-def _serial_copy(function):
+def _renamed_copy(function, suffix: str, block: int = 0):
     """``function`` under another name: numba's disk cache keys on the name, not
-    on ``parallel``, so the serial build must not share the parallel one's."""
-    copy = types.FunctionType(
-        function.__code__, function.__globals__, function.__name__ + "_serial"
-    )
-    copy.__qualname__ = function.__qualname__ + "_serial"
+    on ``parallel`` nor on the globals, so each build needs a name of its own.
+    A ``block`` width becomes the copy's ``_BLOCK``, a compile-time constant."""
+    namespace = function.__globals__
+    if block:
+        namespace = {**namespace, "_BLOCK": block}
+    copy = types.FunctionType(function.__code__, namespace, function.__name__ + suffix)
+    copy.__qualname__ = function.__qualname__ + suffix
     return copy
 
 
-def _compiled(name: str, work: int):
+def _compiled(name: str, work: int, block: int = 0):
     """The numba-compiled version of loop ``name`` for ``work`` multiply-adds.
 
     Below :data:`PARALLEL_WORK` (or on one thread) the serial build runs, with
     no parallel region and no thread setting. Otherwise the parallel one runs
     on as many threads as torch uses (``torch.set_num_threads``), at most
     numba's own limit, so that one setting governs the whole fit; numba's count
-    is set only when it differs. Each build compiles at its first call.
+    is set only when it differs. A ``block`` width in :data:`BLOCK_SIZES` gets a
+    build of its own with the width fixed. Each build compiles at its first call.
     """
     n_threads = torch.get_num_threads()
     parallel = work >= PARALLEL_WORK and n_threads > 1
-    key = (name, parallel)
+    block = block if block in BLOCK_SIZES else 0
+    key = (name, parallel, block)
     if key not in _COMPILED:
-        source = _SOURCES[name] if parallel else _serial_copy(_SOURCES[name])
+        suffix = ("" if parallel else "_serial") + (f"_block{block}" if block else "")
+        source = _SOURCES[name]
+        source = _renamed_copy(source, suffix, block) if suffix else source
         _COMPILED[key] = numba.njit(parallel=parallel, cache=True, nogil=True)(source)
     kernel = _COMPILED[key]
     if not parallel:
@@ -706,6 +954,50 @@ def csr_times_csr(
         scales,
         out,
     )
+    return out
+
+
+def csr_times_blocks(
+    X, column_map, weight: CheckedBlockCSR, scales: np.ndarray | None = None
+) -> np.ndarray:
+    """As :func:`csr_times_rows` for a weight stored in blocks (block-CSR).
+
+    Each stored value of ``X`` adds its row's kept blocks, each whole: a
+    fixed-length loop (unrolled and vectorised for the widths of
+    :data:`BLOCK_SIZES`), and only the columns that exist for a ragged last
+    block. Each output row adds ``X``'s values in stored order, and each value's
+    blocks in stored order: the same bits whatever the other rows.
+
+    Parameters
+    ----------
+    X : scipy.sparse CSR matrix or CheckedCSR, of float32 or float64
+    column_map : ndarray of integers, shape (X.shape[1],), or CheckedColumnMap
+    weight : CheckedBlockCSR of shape (n_kept, n_out)
+        Of ``X``'s dtype, or int8 with ``scales`` (``X`` then float32).
+    scales : ndarray of float32, shape (n_kept,), default=None
+
+    Returns
+    -------
+    ndarray of shape (X.shape[0], n_out), of ``X``'s dtype
+    """
+    X = _checked_csr(X, "X")
+    if not isinstance(weight, CheckedBlockCSR):
+        raise TypeError(
+            f"weight must be a CheckedBlockCSR, got {type(weight).__name__}."
+        )
+    if weight.dtype == _INT8 and X.dtype != np.float32:
+        raise ValueError(
+            f"X must hold float32 to multiply an int8 weight, got {X.dtype}."
+        )
+    if weight.dtype != _INT8 and weight.dtype != X.dtype:
+        raise ValueError(f"weight must hold {X.dtype}, got {weight.dtype}.")
+    column_map = _checked_column_map(column_map, X.shape[1], weight.shape[0])
+    scales = _checked_scales(scales, weight.dtype, weight.shape[0])
+    out = _out(X.shape[0], weight.shape[1], weight.dtype)
+    per_row = len(weight.values) * weight.block_size // max(1, weight.shape[0])
+    kernel = _compiled("csr_times_blocks", X.nnz * max(1, per_row), weight.block_size)
+    kernel(X.indptr, X.indices, X.data, column_map, weight.indptr, weight.columns,
+           weight.values, scales, out)  # fmt: skip
     return out
 
 

@@ -52,6 +52,11 @@ _COST_NS = {
     # layout: (per input value, per surviving weight)
     "csr": (10.0, 0.66),
     "dense-csr": (15.0, 1.2),
+    # layout: (per input value, per kept block of the input's row), at 8 wide:
+    # the script's block-csr line (a loaded run: 11 + 13.1 per block against
+    # csr's 28 + 2.4 per weight) scaled to the csr line above; the walk is
+    # csr's, so its fixed part too.
+    "block-csr": (10.0, 3.6),
     # layout: (per input value, per weight from cache, per weight from memory)
     "row-sparse": (0.0, 0.05, 0.15),  # torch's embedding_bag
     "row-sparse-int8": (0.0, 0.06, 0.10),  # the compiled loop over int8 rows
@@ -61,9 +66,9 @@ _COST_NS = {
 _CACHE_BYTES = 16 * 2**20
 
 
-#: How a layer may multiply (see :class:`CompactMLP`); ``"row-sparse"`` is for
-#: the first layer only.
-LAYOUTS = ("csr", "row-sparse", "dense")
+#: How a layer may multiply (see :class:`CompactMLP`); ``"block-csr"`` and
+#: ``"row-sparse"`` are for the first layer only.
+LAYOUTS = ("csr", "block-csr", "row-sparse", "dense")
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -73,10 +78,11 @@ class CompactMLP:
     Everything is checked at construction (and when unpickled, which constructs
     again): the chain of shapes, the indices, each CSR weight's structure,
     finite values, the scales, the activation and the layouts. Each weight is
-    then held in the form its layout multiplies (CSR for ``"csr"``, dense
-    otherwise), so every call runs the same code on arrays nothing can change
-    and nothing is made later (:attr:`nbytes` is what stays resident): the
-    fields are read-only, and so are their arrays (copies of those given).
+    then held in the form its layout multiplies (CSR for ``"csr"``, CSR and
+    its blocks for ``"block-csr"``, dense otherwise), so every call runs the
+    same code on arrays nothing can change and nothing is made later
+    (:attr:`nbytes` is what stays resident): the fields are read-only, and
+    so are their arrays (copies of those given).
     Pickles and files hold each weight in its smaller form instead.
     ``dataclasses.replace`` makes a changed copy.
 
@@ -102,11 +108,15 @@ class CompactMLP:
         One per weight, as long as its outputs; finite floats.
     activation : {"relu", "tanh", "logistic"}, default="relu"
         Between hidden layers.
-    layouts : sequence of {"csr", "row-sparse", "dense"}, default=None
+    layouts : sequence of {"csr", "block-csr", "row-sparse", "dense"}, default=None
         How each layer multiplies; None chooses by the share of kept weights
         (:func:`choose_layouts`). ``"csr"``: a compiled loop over the surviving
-        weights of each input, skipping zero inputs; ``"row-sparse"`` (first
-        layer only): one dense weight row added per stored input value
+        weights of each input, skipping zero inputs; ``"block-csr"`` (first
+        layer only): the same weight held as CSR, multiplied for CSR input as
+        blocks of 4, 8 or 16 consecutive outputs (the width that stores fewest
+        bytes), each block whole, zeros padding the blocks a row keeps only in
+        part; ``"row-sparse"`` (first layer only): one dense weight row added
+        per stored input value
         (torch's ``embedding_bag`` for float32, a compiled loop for int8);
         ``"dense"``: a compiled loop over the dense weight. Without numba every
         layer is ``"dense"``.
@@ -298,6 +308,8 @@ def _held_arrays(value):
         yield value
     elif sp.issparse(value) or isinstance(value, _kernels.CheckedCSR):
         yield from (value.data, value.indices, value.indptr)
+    elif isinstance(value, _kernels.CheckedBlockCSR):
+        yield from (value.values, value.columns, value.indptr)
     elif isinstance(value, _kernels.CheckedColumnMap):
         yield value.array
     elif isinstance(value, partial):
@@ -481,8 +493,11 @@ def _checked_layouts(layouts, weights: tuple) -> tuple:
             f"layouts must list one layout per weight ({len(weights)}), got "
             f"{layouts!r}."
         )
+    first_only = ("row-sparse", "block-csr")
     for i, layout in enumerate(layouts):
-        allowed = LAYOUTS if i == 0 else tuple(x for x in LAYOUTS if x != "row-sparse")
+        allowed = (
+            LAYOUTS if i == 0 else tuple(x for x in LAYOUTS if x not in first_only)
+        )
         if layout not in allowed:
             raise ValueError(
                 f"layouts[{i}] must be one of {list(allowed)}, got {layout!r}."
@@ -493,10 +508,16 @@ def _checked_layouts(layouts, weights: tuple) -> tuple:
 
 
 def _in_layout_form(weight, layout: str):
-    """``weight`` as CSR for the ``"csr"`` layout, else as a dense array."""
-    if (layout == "csr") == sp.issparse(weight):
+    """``weight`` as CSR for the ``"csr"`` and ``"block-csr"`` layouts, else dense.
+
+    A block-CSR weight is held as CSR too (what files store, and the dense-input
+    product's operand); its blocks are made from it, sharing its values where
+    the runs are whole (:func:`_block_operand`).
+    """
+    sparse = layout in ("csr", "block-csr")
+    if sparse == sp.issparse(weight):
         return weight
-    if layout == "csr":
+    if sparse:
         stored = sp.csr_matrix(weight)
         for array in (stored.data, stored.indices, stored.indptr):
             _frozen(array)
@@ -522,7 +543,7 @@ def _operand(weight, layout: str):
     own, on a tensor sharing the dense array.
     """
     int8 = weight.dtype == np.int8
-    if layout == "csr":
+    if layout in ("csr", "block-csr"):  # the blocks are made for CSR input only
         dtype = np.int8 if int8 else None
         return _kernels.CheckedCSR(weight, name="weight", dtype=dtype)
     if layout == "row-sparse" and not int8 and _kernels.HAVE_NUMBA:
@@ -534,6 +555,9 @@ def _operand(weight, layout: str):
 
 def _sparse_product(operand, layout: str, column_map, scales=None):
     """The first layer's product for CSR input, chosen once."""
+    if layout == "block-csr":
+        return partial(_kernels.csr_times_blocks, column_map=column_map,
+                       weight=_block_operand(operand), scales=scales)  # fmt: skip
     if layout == "csr":
         return partial(
             _kernels.csr_times_csr, column_map=column_map, weight=operand, scales=scales
@@ -555,7 +579,7 @@ def _sparse_product(operand, layout: str, column_map, scales=None):
 
 def _dense_product(operand, layout: str, scales=None):
     """A layer's product for dense rows, chosen once."""
-    if layout == "csr":
+    if layout in ("csr", "block-csr"):
         return partial(_kernels.dense_times_csr, weight=operand, scales=scales)
     if isinstance(operand, torch.Tensor):
         operand = operand.numpy()  # the same memory, for dense input
@@ -591,7 +615,10 @@ def choose_layouts(weights) -> list[str]:
     Per input value (a stored value of the CSR input for the first layer, a
     non-zero activation for the others), a layout costs a fixed part plus a
     part per weight it adds: the surviving weights of that input's row for
-    ``"csr"``, the whole row for ``"row-sparse"`` and ``"dense"``, whose
+    ``"csr"``, its kept blocks for ``"block-csr"`` (first layer only, offered
+    only for a float weight that keeps whole aligned runs of 4, 8 or 16
+    outputs, so that no padding is stored), the whole row for
+    ``"row-sparse"`` and ``"dense"``, whose
     weights cost more when the whole weight exceeds the cache. The constants
     were measured across densities from 0.5% to 50% on uniform data and 20
     Newsgroups TF-IDF (``benchmarks/layout_cost.py``); the cheaper layout wins.
@@ -608,8 +635,9 @@ def choose_layouts(weights) -> list[str]:
     Returns
     -------
     layouts : list of str
-        ``"csr"`` where the compiled CSR product costs less, otherwise
-        ``"row-sparse"`` for the first layer and ``"dense"`` for the others;
+        ``"csr"`` or, for a first layer in whole runs, ``"block-csr"`` where the
+        compiled product costs less, otherwise ``"row-sparse"`` for the first
+        layer and ``"dense"`` for the others;
         ``"dense"`` everywhere when numba is not installed.
 
     Examples
@@ -622,7 +650,7 @@ def choose_layouts(weights) -> list[str]:
     >>> import scipy.sparse as sp
     >>> from skprune.compress import LAYOUTS, choose_layouts
     >>> LAYOUTS
-    ('csr', 'row-sparse', 'dense')
+    ('csr', 'block-csr', 'row-sparse', 'dense')
     >>> wide = sp.random(20_000, 256, density=0.05, format="csr", random_state=0)
     >>> choose_layouts([wide, np.ones((256, 3))])
     ['csr', 'dense']
@@ -639,14 +667,56 @@ def choose_layouts(weights) -> list[str]:
         from_memory = n_rows * n_out * weight.dtype.itemsize > _CACHE_BYTES
         if i == 0:
             rows = "row-sparse-int8" if weight.dtype == np.int8 else "row-sparse"
-            csr = _sparse_cost("csr", per_row)
-            dense = _dense_cost(rows, n_out, from_memory)
-            layouts.append("csr" if csr < dense else "row-sparse")
+            costs = {
+                "csr": _sparse_cost("csr", per_row),
+                "block-csr": _block_cost(weight),
+                "row-sparse": _dense_cost(rows, n_out, from_memory),
+            }
+            layouts.append(min(costs, key=costs.get))
         else:
             csr = _sparse_cost("dense-csr", per_row)
             dense = _dense_cost("dense", n_out, from_memory)
             layouts.append("csr" if csr < dense else "dense")
     return layouts
+
+
+def _block_width(weight) -> int:
+    """The width of :data:`~skprune._nn._kernels.BLOCK_SIZES` whose block-CSR copy
+    of ``weight`` takes the fewest bytes (the widest on a tie).
+
+    When ``weight`` keeps whole aligned runs of ``B`` outputs (as
+    ``granularity="block"`` with ``block_size=B`` leaves it), every width
+    dividing ``B`` stores no padding, and the widest of them is chosen.
+    """
+    if not isinstance(weight, _kernels.CheckedCSR):
+        weight = sp.csr_matrix(weight)  # shares a CSR weight's arrays, unchanged
+    best, best_bytes = None, None
+    for width in sorted(_kernels.BLOCK_SIZES, reverse=True):
+        padded = weight.nnz + _kernels.block_padding(weight, width)
+        stored = padded * weight.dtype.itemsize + padded // width * 2
+        if best_bytes is None or stored < best_bytes:
+            best, best_bytes = width, stored
+    return best
+
+
+def _block_operand(operand: _kernels.CheckedCSR) -> _kernels.CheckedBlockCSR:
+    """The block-CSR form of a checked CSR weight, at its :func:`_block_width`."""
+    return _kernels.CheckedBlockCSR.from_csr(operand, _block_width(operand))
+
+
+def _block_cost(weight) -> float:
+    """The block-CSR cost of a first layer, or infinity where runs are not whole."""
+    # Not measured for int8: int8 blocks stay CSR. A weight stored dense keeps
+    # over half its entries, where whole rows win: no CSR copy is made of it.
+    if weight.dtype == np.int8 or not sp.issparse(weight):
+        return np.inf
+    csr = sp.csr_matrix(weight)
+    if _kernels.block_padding(csr, min(_kernels.BLOCK_SIZES)):  # then every width
+        return np.inf
+    width = _block_width(csr)
+    fixed, per_block = _COST_NS["block-csr"]
+    # blocks per input (a ragged last block counts as the share it holds)
+    return fixed + per_block * csr.nnz / width / max(1, csr.shape[0])
 
 
 def _sparse_cost(layout: str, surviving: float) -> float:

@@ -204,7 +204,7 @@ _COMPACT_SPEC = {
     "layouts": list_of(string),
     "scales": list_of(lambda s, where: _scale(s, where)),
 }
-_LAYOUTS = ("csr", "row-sparse", "dense")
+_LAYOUTS = ("csr", "block-csr", "row-sparse", "dense")
 _ACTIVATIONS = ("relu", "tanh", "logistic")
 #: The index dtypes a stored CSR weight may have (what scipy makes).
 _WEIGHT_INDEX_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
