@@ -22,12 +22,17 @@ input values (stored values, non-zero activations) and a line ``fixed +
 per_weight * weights_added`` is fitted per layout (least squares over the
 densities). Prints those nanoseconds (the constants of
 ``skprune.compress._compact._COST_NS``) and the crossover densities they imply.
-Timings drift on a shared machine: compare within one run.
+Timings drift on a shared machine: compare within one run. Writes what it
+prints to ``benchmarks/results/layout_cost.md`` (``--quick``:
+``layout_cost_quick.md``) under ``_provenance``'s header (commit, machine,
+load); a tree with uncommitted changes is refused unless ``--allow-dirty``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import sys
 import time
 from functools import partial
@@ -38,7 +43,7 @@ import scipy.sparse as sp
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _provenance  # noqa: E402, F401 - puts this checkout's skprune on sys.path
+import _provenance  # noqa: E402 - first: puts this checkout's skprune on sys.path
 
 from skprune._nn import _kernels  # noqa: E402
 from skprune.compress._compact import _CACHE_BYTES, quantize_rows  # noqa: E402
@@ -167,7 +172,34 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small, uniform only")
     parser.add_argument("--repeats", type=int, default=5)
+    _provenance.add_arguments(parser)
     args = parser.parse_args(argv)
+    _provenance.check_tree(args.allow_dirty)
+    command = _provenance.command_line("layout_cost.py", argv)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(_Tee(sys.stdout, out)):
+        _measure(args)
+    name = "layout_cost_quick.md" if args.quick else "layout_cost.md"
+    path = _provenance.RESULTS / name
+    title = "# Layout cost model (the constants of choose_layouts)\n\n"
+    path.write_text(title + _provenance.header(command) + out.getvalue())
+    print(f"wrote {path}")
+    return 0
+
+
+class _Tee(io.TextIOBase):
+    """Writes to several streams at once (the terminal and the results file)."""
+
+    def __init__(self, *streams):
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
+
+
+def _measure(args) -> None:
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
     inputs = {}
@@ -215,7 +247,6 @@ def main(argv=None) -> int:
         fixed = float(np.median([line[0] for line in fitted]))
         per_weight = float(np.median([line[1] for line in fitted]))
         print(f"{layout}: ({fixed:.1f}, {per_weight:.3f})")
-    return 0
 
 
 if __name__ == "__main__":
