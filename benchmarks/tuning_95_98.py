@@ -449,6 +449,9 @@ def main(argv=None) -> int:
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--quick", action="store_true", help="smoke run, 500 rows")
     args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)  # as every fit's worker; the header reports it
     stem = f"{STEM}_quick" if args.quick else STEM
     csv_path, md_path = RESULTS / f"{stem}.csv", RESULTS / f"{stem}.md"
     command = _provenance.command_line("tuning_95_98.py", argv)
