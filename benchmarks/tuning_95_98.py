@@ -27,7 +27,12 @@ or the skorch net passed as ``estimator`` (no package edits):
   phase that decays on a cosine too (so that the restart rewinds it);
 * ``importance="taylor"`` (gradients summed over every batch of the dense phase);
 * ``schedule="gradual"`` with 8 steps over the retraining epochs;
-* a lower dropout during retraining (a callback setting ``module_.dropout.p``).
+* a lower dropout during retraining (a callback setting ``module_.dropout.p``);
+* ``retrain_lr_factor=2`` (a higher retraining rate, the control's too).
+
+The second round (constant-rate gradual, gradual x8 and x16 over 16 epochs,
+``retrain_epochs=16``, the higher rate) was added after the first round's seed
+0; a rerun fits only what the CSV lacks, and every row names its commit.
 
 Each candidate's control is ``prune_ratio=0`` trained with the same epochs,
 learning rates and dropout: a control is keyed by that training regime, so the
@@ -103,6 +108,7 @@ class Candidate:
     retrain_epochs: int = 4  # the default's 2/3 of 6 dense epochs
     lr: str = "constant"  # "constant", "cosine retrain" or "cosine all"
     retrain_dropout: float | None = None  # None: the net's 0.5 throughout
+    retrain_lr_factor: float = 1.0  # PrunedClassifier's, applied to the control too
 
     @property
     def retrain_span(self) -> int:
@@ -113,12 +119,14 @@ class Candidate:
     @property
     def control(self) -> Candidate:
         """The unpruned fit trained exactly as this candidate is."""
+        factor = "" if self.retrain_lr_factor == 1.0 else f" x{self.retrain_lr_factor}"
         return Candidate(
-            f"control {DENSE_EPOCHS}+{self.retrain_span}, lr {self.lr}, dropout "
-            f"{0.5 if self.retrain_dropout is None else self.retrain_dropout}",
+            f"control {DENSE_EPOCHS}+{self.retrain_span}, lr {self.lr}{factor}, "
+            f"dropout {0.5 if self.retrain_dropout is None else self.retrain_dropout}",
             retrain_epochs=self.retrain_span,
             lr=self.lr,
             retrain_dropout=self.retrain_dropout,
+            retrain_lr_factor=self.retrain_lr_factor,
         )
 
 
@@ -138,6 +146,28 @@ CANDIDATES = (
     ),
     Candidate("taylor", importance="taylor"),
     Candidate("dropout 0.2 in retraining", retrain_dropout=0.2),
+    # Second round, after the first's seed 0: the gradual schedule at constant
+    # rate (is it the schedule or the cosine?), longer gradual schedules and
+    # retraining for 98%, a higher retraining rate (few optimizer steps).
+    Candidate(
+        "gradual x8, retrain 1", schedule="gradual", n_rounds=8, retrain_epochs=1
+    ),
+    Candidate(
+        "gradual x8, retrain 2, cosine",
+        schedule="gradual",
+        n_rounds=8,
+        retrain_epochs=2,
+        lr="cosine retrain",
+    ),
+    Candidate(
+        "gradual x16, retrain 1, cosine",
+        schedule="gradual",
+        n_rounds=16,
+        retrain_epochs=1,
+        lr="cosine retrain",
+    ),
+    Candidate("retrain 16", retrain_epochs=16),
+    Candidate("retrain lr x2", retrain_lr_factor=2.0),
 )
 BY_LABEL = {c.label: c for c in CANDIDATES}
 
@@ -284,6 +314,7 @@ def run_job(job: Job, quick: bool) -> dict:
         schedule=c.schedule,
         n_rounds=c.n_rounds,
         retrain_epochs=c.retrain_epochs,
+        retrain_lr_factor=c.retrain_lr_factor,
         random_state=job.seed,
     )
     with threadpool_limits(limits=1):
