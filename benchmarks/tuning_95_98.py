@@ -429,6 +429,10 @@ def report(rows: pd.DataFrame, command: str) -> str:
         f"better; bars {BARS[0.95]} at 95%, {BARS[0.98]} at 98%). Mean over the "
         "seeds listed, spread = min to max of the per-seed gaps.",
         "",
+        "Fits by the commit that made them (a column of the CSV): "
+        + ", ".join(f"`{c}` {n}" for c, n in rows.skprune_git.value_counts().items())
+        + ".",
+        "",
     ]
     for dataset in DATASETS:
         sub = g[g.dataset == dataset]
