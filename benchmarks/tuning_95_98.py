@@ -46,7 +46,9 @@ and the ``--confirm`` best others by their mean seed-0 gap on seeds 1 and 2
 as soon as it ends (a stopped run goes on from there; ``--budget-min`` starts
 no fit after that many minutes); ``tuning_95_98.md`` is written from the CSV
 with ``_provenance``'s header. Fit seconds come from a shared machine and are
-never quoted. Budget: about 30 minutes of CPU on one core for both stages.
+never quoted as timings; as a budget: both rounds are 130 fits, whose seconds
+summed to 62 minutes with two fits at once on a shared 2-core machine (load
+3-5), so less on a quiet core.
 """
 
 from __future__ import annotations
