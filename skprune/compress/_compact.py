@@ -380,7 +380,9 @@ def _checked_weight(weight, i: int, quantized: bool = False):
     dtype = np.int8 if quantized else None
     if sp.issparse(weight):
         checked = _kernels.CheckedCSR(weight, name=name, dtype=dtype)
-        data = checked.data if quantized else checked.data.astype(np.float32)
+        data = (
+            checked.data if quantized else checked.data.astype(np.float32, copy=False)
+        )
         _check_finite(data, name)
         stored = sp.csr_matrix(
             (data, checked.indices, checked.indptr), shape=checked.shape, copy=True
@@ -863,7 +865,7 @@ def _stored_weight(weight: torch.Tensor, rows, columns, dtype: str):
         where = slice(indptr[chunk.start], indptr[chunk.stop])
         nonzero = values != 0
         data[where] = values[nonzero]  # row-major: sorted columns in each row
-        indices[where] = np.nonzero(nonzero)[1]
+        indices[where] = np.flatnonzero(nonzero) % shape[1]  # cheaper than 2-d
     stored = sp.csr_matrix((data, indices, indptr), shape=shape) if sparse else dense
     return stored, scales
 
