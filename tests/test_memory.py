@@ -64,24 +64,27 @@ def test_wide_fit_peaks_at_four_times_the_first_layers_weights():
     assert growth <= 4 * weight_bytes
 
 
-# Builds a module with a 2^18 x 64 first layer (64 MiB of float32 weights), 90%
-# of its weights zeroed at random, in a fresh process, then prints how far
-# compact_mlp raises the peak RSS above everything built before it, in bytes,
-# and the first layer's weight bytes.
+# Builds a module with a 2^18 x 256 first layer (256 MiB of float32 weights), 90%
+# of its weights zeroed at random (every hidden unit stays alive), in a fresh
+# process, then prints how far compact_mlp raises the peak RSS above the memory
+# resident before it, in bytes, and the first layer's weight bytes.
 WIDE_COMPRESS = textwrap.dedent(
     """
     import resource, sys, numpy as np, torch
     from skprune import MLPModule
     from skprune.compress import compact_mlp
     torch.manual_seed(0)
-    n_features, hidden = 2**18, 64
+    n_features, hidden = 2**18, 256
     module = MLPModule(n_features=n_features, n_classes=4,
                        hidden_layer_sizes=(hidden,)).eval()
-    with torch.no_grad():
-        for layer in module.layers:
-            layer.weight.mul_(torch.rand(layer.weight.shape) >= 0.9)
+    weight = module.layers[0].weight
+    with torch.no_grad():  # by rows: no weight-sized temporary before the peak
+        for rows in torch.arange(n_features).split(4096):
+            weight[rows] *= torch.rand(len(rows), hidden) >= 0.9
     compact_mlp(MLPModule(n_features=8, n_classes=4))  # first calls, unmeasured
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Resident now (not the peak so far) against the peak after compressing.
+    status = open("/proc/self/status").read().split("VmRSS:")[1]
+    before = int(status.split()[0])
     compact = compact_mlp(module, dtype=sys.argv[1])
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print((after - before) * 1024, n_features * hidden * 4)
@@ -90,12 +93,13 @@ WIDE_COMPRESS = textwrap.dedent(
 
 
 @pytest.mark.parametrize("dtype", ["float32", "int8"])
-def test_compress_adds_less_than_half_the_first_layers_weight_bytes(dtype):
-    """At 10% kept, the CSR result is a fifth of the dense weight (value and
-    index per weight kept); the constructor's checked copy doubles it while the
-    arguments live; chunks of rows add 32 MiB at most. The float32 clone, the
-    cut-down copies and the dense-to-CSR conversion this replaced added about
-    three weight copies."""
+def test_compress_adds_at_most_three_quarters_of_the_first_layers_bytes(dtype):
+    """At 10% kept the float32 result is CSR, a fifth of the dense weight (a
+    value and an index per weight kept), and the constructor's checked copy
+    doubles it while the arguments live; the int8 one is dense int8 rows, a
+    quarter; chunks of rows add 4 MiB. Measured: 0.46 and 0.48. The float32
+    clone, the cut-down copies and the dense-to-CSR conversion this replaced
+    added 3.0 (float32) and 4.3 (int8) copies of the weight."""
     out = subprocess.run(
         [sys.executable, "-c", WIDE_COMPRESS, dtype],
         capture_output=True,
@@ -103,7 +107,7 @@ def test_compress_adds_less_than_half_the_first_layers_weight_bytes(dtype):
         check=True,
     )
     growth, weight_bytes = map(int, out.stdout.split()[-2:])
-    assert growth <= weight_bytes // 2
+    assert growth <= 3 * weight_bytes // 4
 
 
 def _pruned_module(n_features, hidden, kept, seed=0):
