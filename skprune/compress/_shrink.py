@@ -106,7 +106,8 @@ def _occupancy(weight) -> tuple[torch.Tensor, torch.Tensor]:
         nonzero = _chunk_array(weight, chunk) != 0
         rows[chunk] = nonzero.any(axis=1)
         columns |= nonzero.any(axis=0)
-    return torch.from_numpy(rows), torch.from_numpy(columns)
+    device = weight.device  # with the biases they are combined with
+    return torch.from_numpy(rows).to(device), torch.from_numpy(columns).to(device)
 
 
 def _all_finite(tensor: torch.Tensor) -> bool:
