@@ -25,7 +25,14 @@ from torch import nn
 from .._nn import _kernels
 from .._nn.data import as_canonical_csr
 from .._nn.modules import MLPModule
-from ._shrink import _check_mlp, _in_major, _live_structure, _restricted
+from ._shrink import (
+    _all_finite,
+    _check_mlp,
+    _in_major,
+    _live_structure,
+    _occupancy,
+    _row_chunks,
+)
 
 __all__ = [
     "DTYPES",
@@ -369,7 +376,9 @@ def _checked_input_index(input_index, n_features: int) -> np.ndarray:
             f"input_index holds feature {int(bad)}, but the network takes "
             f"{n_features} features: each must be in [0, {n_features - 1}]."
         )
-    if len(np.unique(index)) != len(index):
+    # increasing (as compact_mlp makes it) is unique; np.unique is slow at 2^20
+    increasing = bool((index[1:] > index[:-1]).all())
+    if not increasing and len(np.unique(index)) != len(index):
         raise ValueError("input_index must not repeat a feature.")
     return index
 
@@ -383,7 +392,9 @@ def _checked_weight(weight, i: int, quantized: bool = False):
     dtype = np.int8 if quantized else None
     if sp.issparse(weight):
         checked = _kernels.CheckedCSR(weight, name=name, dtype=dtype)
-        data = checked.data if quantized else checked.data.astype(np.float32)
+        data = (
+            checked.data if quantized else checked.data.astype(np.float32, copy=False)
+        )
         _check_finite(data, name)
         stored = sp.csr_matrix(
             (data, checked.indices, checked.indptr), shape=checked.shape, copy=True
@@ -829,46 +840,104 @@ def compact_mlp(module: MLPModule, dtype: str = "float32") -> CompactMLP:
     check_dtype(dtype)
     _check_mlp(module)
     for name, parameter in module.named_parameters():
-        if not torch.isfinite(parameter).all():
+        if not _all_finite(parameter.detach()):
             raise ValueError(
                 f"The module's {name} holds NaN or infinite values: it cannot be "
                 "compressed (nor quantized to int8)."
             )
     activation = _ACTIVATION_NAMES[type(module.activation)]
-    weights = [_in_major(layer).cpu().float().clone() for layer in module.layers]
-    biases = [layer.bias.detach().cpu().float().clone() for layer in module.layers]
+    layers = list(module.layers)
+    # The first layer (a GiB at hashing width) is only read: no copy of it.
+    weights = [_in_major(layers[0]).cpu().float()]
+    weights += [_in_major(layer).cpu().float().clone() for layer in layers[1:]]
+    biases = [layer.bias.detach().cpu().float().clone() for layer in layers]
     # Fold units without incoming weights into the next bias; they then have no
     # outgoing weight either, and go with the other dead units.
+    occupancy = [_occupancy(weights[0])]
     for i in range(len(weights) - 1):
-        constant = ~(weights[i] != 0).any(dim=0)
+        constant = ~occupancy[i][1]
         if constant.any():
             value = module.activation(biases[i][constant])
             biases[i + 1] += value @ weights[i + 1][constant]
             weights[i + 1][constant] = 0.0
-    inputs, units = _live_structure(weights, biases)
-    first = module.layers[0]
+        occupancy.append(_occupancy(weights[i + 1]))
+    inputs, units = _live_structure(weights, biases, occupancy)
+    first = layers[0]
     columns = (
         first.input_index.cpu().numpy()
         if first.input_index is not None
         else np.arange(first.in_features)
     )
-    restricted = [(w.numpy(), b.numpy().copy()) for w, b in
-                  _restricted(weights, biases, inputs, units)]  # fmt: skip
-    scales = None
-    if dtype == "int8":
-        quantized = [quantize_rows(w) for w, _ in restricted]
-        stored = [smaller_form(q) for q, _ in quantized]
-        scales = [scale for _, scale in quantized]
-    else:
-        stored = [smaller_form(w) for w, _ in restricted]
+    kept = [_stored_weight(w, rows, cols, dtype) for w, rows, cols in
+            zip(weights, [inputs, *units], [*units, None], strict=True)]  # fmt: skip
+    # fancy indexing copies: the module's biases stay its own
+    kept_biases = [
+        b.numpy()[u.numpy()] for b, u in zip(biases[:-1], units, strict=True)
+    ]
     return CompactMLP(
         n_features=module.n_features,
         input_index=columns[inputs.numpy()].astype(np.int64),
-        weights=stored,
-        biases=[b for _, b in restricted],
+        weights=[w for w, _ in kept],
+        biases=[*kept_biases, biases[-1].numpy().copy()],
         activation=activation,
-        scales=scales,
+        scales=[s for _, s in kept] if dtype == "int8" else None,
     )
+
+
+def _stored_weight(weight: torch.Tensor, rows, columns, dtype: str):
+    """``weight[rows][:, columns]`` in :func:`smaller_form` (int8 and its row
+    scales for ``dtype="int8"``), built by row chunks.
+
+    One pass counts each row's non-zeros, one writes the arrays of the chosen
+    form: no full-size temporary, at most a chunk of rows besides the result.
+    """
+    all_rows, all_columns = (
+        index is None or len(index) == size
+        for index, size in zip((rows, columns), weight.shape, strict=True)
+    )
+    shape = (weight.shape[0] if all_rows else len(rows),
+             weight.shape[1] if all_columns else len(columns))  # fmt: skip
+    chunks = _row_chunks(shape)
+
+    array = weight.numpy()  # numpy's indexing: see _shrink._chunk_array
+    rows = None if all_rows else rows.numpy()
+    columns = None if all_columns else columns.numpy()
+
+    def parts():
+        # kept rows are sorted: every row kept means the rows in order
+        for chunk in chunks:
+            part = array[chunk] if rows is None else array[rows[chunk]]
+            part = part if columns is None else part[:, columns]
+            yield quantize_rows(part) if dtype == "int8" else (part, None)
+
+    counts = np.zeros(shape[0] + 1, dtype=np.int64)
+    for chunk, (values, _) in zip(chunks, parts(), strict=True):
+        counts[1:][chunk] = np.count_nonzero(values, axis=1)
+    nnz = int(counts.sum())
+    itemsize = np.dtype(np.int8 if dtype == "int8" else np.float32).itemsize
+    # smaller_form's rule, decided before anything of the size is made
+    sparse = nnz * (itemsize + 4) + (shape[0] + 1) * 4 < shape[0] * shape[1] * itemsize
+    stored_dtype = np.int8 if dtype == "int8" else np.float32
+    scales = np.empty(shape[0], dtype=np.float32)
+    if sparse:
+        index_dtype = np.int32 if max(nnz, shape[1]) < 2**31 else np.int64
+        indptr = np.cumsum(counts).astype(index_dtype)
+        data = np.empty(nnz, dtype=stored_dtype)
+        indices = np.empty(nnz, dtype=index_dtype)
+    else:
+        dense = np.empty(shape, dtype=stored_dtype)
+    for chunk, (values, part_scales) in zip(chunks, parts(), strict=True):
+        if part_scales is not None:
+            scales[chunk] = part_scales
+        if not sparse:
+            dense[chunk] = values
+            continue
+        where = slice(indptr[chunk.start], indptr[chunk.stop])
+        nonzero = values != 0
+        data[where] = values[nonzero]  # row-major: sorted columns in each row
+        indices[where] = np.flatnonzero(nonzero) % shape[1]  # cheaper than 2-d
+    stored = sp.csr_matrix((data, indices, indptr), shape=shape) if sparse else dense
+    return stored, scales
 
 
 def quantize_rows(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -888,9 +957,13 @@ def quantize_rows(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     values : ndarray of int8, shape (n_rows, n_columns)
     scales : ndarray of float32, shape (n_rows,)
     """
-    largest = np.abs(weight).max(axis=1, initial=0.0).astype(np.float32)
-    # float32's smallest normal number where a subnormal row's scale would be 0
-    scale = np.maximum(largest / np.float32(127), np.finfo(np.float32).tiny)
-    scales = np.where(largest > 0, scale, np.float32(1)).astype(np.float32)
-    values = np.rint(weight / scales[:, None])
-    return np.clip(values, -127, 127).astype(np.int8), scales
+    values = np.empty(weight.shape, dtype=np.int8)
+    scales = np.empty(weight.shape[0], dtype=np.float32)
+    for chunk in _row_chunks(weight.shape):  # temporaries of a chunk of rows
+        part = weight[chunk]
+        largest = np.abs(part).max(axis=1, initial=0.0).astype(np.float32)
+        # float32's smallest normal number where a subnormal row's scale would be 0
+        scale = np.maximum(largest / np.float32(127), np.finfo(np.float32).tiny)
+        scales[chunk] = np.where(largest > 0, scale, np.float32(1))
+        values[chunk] = np.clip(np.rint(part / scales[chunk, None]), -127, 127)
+    return values, scales

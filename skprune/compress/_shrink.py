@@ -11,6 +11,7 @@ the input. No scikit-learn here.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -78,14 +79,60 @@ def structure_to_keep(module: MLPModule) -> tuple[torch.Tensor, list[torch.Tenso
     return _live_structure(weights, biases)
 
 
-def _live_structure(weights, biases) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Inputs with a weight; units with an input (weight or bias) and an output."""
+#: Bytes of a weight's rows looked at in one go: temporaries stay this size
+#: however wide the layer (a 2^20-feature first layer is a GiB).
+_CHUNK_BYTES = 4 * 2**20
+
+
+def _row_chunks(shape) -> list[slice]:
+    """Slices of the rows of a float32 array of ``shape``, about
+    :data:`_CHUNK_BYTES` each."""
+    n_rows, n_columns = shape
+    step = max(1, _CHUNK_BYTES // max(1, n_columns * 4))
+    return [slice(i, min(i + step, n_rows)) for i in range(0, n_rows, step)]
+
+
+def _chunk_array(tensor: torch.Tensor, chunk: slice) -> np.ndarray:
+    # numpy: one thread, vectorised; torch's elementwise ops wait on their
+    # threads on a loaded machine (a pass took 20x a copy's time)
+    return tensor[chunk].detach().cpu().float().numpy()
+
+
+def _occupancy(weight) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which rows and which columns of ``weight`` hold a non-zero: one pass."""
+    rows = np.zeros(weight.shape[0], dtype=bool)
+    columns = np.zeros(weight.shape[1], dtype=bool)
+    for chunk in _row_chunks(weight.shape):
+        nonzero = _chunk_array(weight, chunk) != 0
+        rows[chunk] = nonzero.any(axis=1)
+        columns |= nonzero.any(axis=0)
+    device = weight.device  # with the biases they are combined with
+    return torch.from_numpy(rows).to(device), torch.from_numpy(columns).to(device)
+
+
+def _all_finite(tensor: torch.Tensor) -> bool:
+    """Whether every value of ``tensor`` is finite, by chunks of rows."""
+    if tensor.dim() != 2:
+        return bool(torch.isfinite(tensor).all())
+    chunks = _row_chunks(tensor.shape)
+    return all(np.isfinite(_chunk_array(tensor, chunk)).all() for chunk in chunks)
+
+
+def _live_structure(
+    weights, biases, occupancy=None
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Inputs with a weight; units with an input (weight or bias) and an output.
+
+    ``occupancy``: each weight's :func:`_occupancy`, where the caller has it.
+    """
+    if occupancy is None:
+        occupancy = [_occupancy(weight) for weight in weights]
     units = []
     for i in range(len(weights) - 1):
-        has_input = (weights[i] != 0).any(dim=0) | (biases[i] != 0)
-        has_output = (weights[i + 1] != 0).any(dim=1)
+        has_input = occupancy[i][1] | (biases[i] != 0)
+        has_output = occupancy[i + 1][0]
         units.append(torch.nonzero(has_input & has_output).squeeze(1))
-    inputs = torch.nonzero((weights[0] != 0).any(dim=1)).squeeze(1)
+    inputs = torch.nonzero(occupancy[0][0]).squeeze(1)
     return inputs, units
 
 
