@@ -196,7 +196,7 @@ def skprune_rows(data, grid, dtypes, budget: Budget) -> list[dict]:
                 start = time.perf_counter()
                 small = _serving.compressed(clf, dtype)
                 compress_s = time.perf_counter() - start
-                suffix = "" if dtype == "float32" else f"(dtype={dtype!r})"
+                suffix = "" if dtype == "float32" else f"dtype={dtype!r}"
                 models.append((f"{label}.compress({suffix})", small, compress_s))
             for name, model, compress_s in models:
                 results.append(
