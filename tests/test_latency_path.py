@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import torch
 from scipy.special import softmax
 
 from skprune import CompressedClassifier, CompressedRegressor
@@ -177,3 +178,27 @@ def test_sparse_input_without_names_warns_a_model_fitted_with_names():
     X = sp.random(2, N_FEATURES, density=0.3, format="csr", random_state=0)
     with pytest.warns(UserWarning, match="X does not have valid feature names"):
         model.predict(X)
+
+
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("seed", range(5))
+def test_numpy_column_filter_keeps_what_the_torch_one_keeps(index_dtype, seed):
+    rng = np.random.default_rng(seed)
+    n_rows, n_columns = 6, 30
+    X = sp.random(n_rows, n_columns, density=0.3, format="csr", random_state=seed)
+    X = X[rng.permutation(n_rows)]
+    emptied = np.ones(n_rows)
+    emptied[rng.integers(n_rows, size=2)] = 0  # empty rows, first or last sometimes
+    X = (sp.diags(emptied) @ X).tocsr()
+    X.eliminate_zeros()
+    column_map = np.full(n_columns, -1, dtype=np.int32)
+    kept = rng.random(n_columns) < 0.5
+    column_map[kept] = np.arange(kept.sum())
+    indices, indptr = X.indices.astype(index_dtype), X.indptr.astype(index_dtype)
+    got = _kernels.kept_entries_array(column_map, indices, indptr, X.data)
+    expected = _kernels.kept_entries(
+        *(torch.from_numpy(a) for a in (column_map, indices, indptr, X.data))
+    )
+    for array, reference in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(array, reference.numpy())
+    assert got[0].dtype == got[1].dtype == index_dtype  # as embedding_bag needs
