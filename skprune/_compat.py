@@ -12,7 +12,12 @@ from sklearn.utils._param_validation import (
     StrOptions,
     validate_parameter_constraints,
 )
-from sklearn.utils.validation import _check_sample_weight
+from sklearn.utils.validation import (
+    _check_n_features,
+    _check_sample_weight,
+    _ensure_no_complex_data,
+    _ensure_sparse_format,
+)
 from sklearn_compat.base import _fit_context
 from sklearn_compat.utils.validation import validate_data
 
@@ -20,7 +25,10 @@ __all__ = [
     "HasMethods",
     "Interval",
     "StrOptions",
+    "_check_n_features",
     "_check_sample_weight",
+    "_ensure_no_complex_data",
+    "_ensure_sparse_format",
     "_fit_context",
     "check_matplotlib_support",
     "validate_data",

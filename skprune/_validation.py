@@ -5,6 +5,11 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from ._compat import (
+    _check_n_features,
+    _ensure_no_complex_data,
+    _ensure_sparse_format,
+)
 from ._compat import validate_data as _validate_data
 from ._nn.data import _check_sparse_structure
 
@@ -46,7 +51,36 @@ def validate_data(estimator, X="no_validation", y="no_validation", **check_param
 
 def validate_prediction_data(estimator, X):
     """``X`` checked for prediction by a fitted estimator: the formats a fit
-    accepts, float32, and the features (count and names) it was fitted on."""
-    return validate_data(
-        estimator, X, accept_sparse=ACCEPTED_SPARSE, dtype=np.float32, reset=False
+    accepts, float32, and the features (count and names) it was fitted on.
+
+    A 2-d scipy sparse ``X`` with at least one row and one column, given to an
+    estimator fitted without feature names, takes the checks scikit-learn's
+    ``validate_data`` makes of it (complex values, format, dtype, finite
+    values, index dtype, number of features) without its dataframe detection,
+    which is most of the cost of a one-row prediction and cannot match a
+    scipy matrix. Everything else, and every input whose error scikit-learn
+    words (no rows, 1-d sparse arrays), goes through ``validate_data``.
+    """
+    if not (
+        sp.issparse(X)
+        and len(X.shape) == 2
+        and min(X.shape) > 0
+        and getattr(estimator, "feature_names_in_", None) is None
+    ):
+        return validate_data(
+            estimator, X, accept_sparse=ACCEPTED_SPARSE, dtype=np.float32, reset=False
+        )
+    _check_sparse_structure(X)
+    _ensure_no_complex_data(X)
+    X = _ensure_sparse_format(
+        X,
+        accept_sparse=ACCEPTED_SPARSE,
+        dtype=np.float32,
+        copy=False,
+        ensure_all_finite=True,
+        accept_large_sparse=True,
+        estimator_name=type(estimator).__name__,
+        input_name="X",
     )
+    _check_n_features(estimator, X, reset=False)
+    return X

@@ -44,7 +44,8 @@ never waits for a second thread.
 They are compiled with numba on first use (``cache=True``: later processes load
 the machine code from disk). Without numba, :data:`HAVE_NUMBA` is False and the
 callers use their torch and scipy paths. :func:`kept_entries` is the one column
-filter for CSR input, shared by the torch module and the compressed model, and
+filter for CSR input in torch (the module's), :func:`kept_entries_array` the
+same filter in numpy (the compressed model's, cheaper on a row), and
 :func:`check_compressed_structure` the one check of a compressed sparse
 matrix's index arrays, shared with :func:`skprune.data.as_canonical_csr`.
 
@@ -86,6 +87,7 @@ __all__ = [
     "dense_times_csr",
     "dense_times_rows",
     "kept_entries",
+    "kept_entries_array",
 ]
 
 #: Whether the compiled kernels are available. ``SKPRUNE_DISABLE_NUMBA=1`` turns
@@ -142,6 +144,23 @@ def kept_entries(
     new_offsets = torch.zeros_like(offsets)
     torch.cumsum(counts, 0, out=new_offsets[1:])
     return mapped[kept], new_offsets, values[kept]
+
+
+def kept_entries_array(
+    column_map: np.ndarray, columns: np.ndarray, offsets: np.ndarray, values
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`kept_entries` for checked numpy arrays: the same entries, in order.
+
+    For prediction, where a few numpy operations cost less than torch's per-op
+    dispatch on a row. Columns and offsets come back in the offsets' dtype,
+    which holds any count of stored values.
+    """
+    mapped = column_map[columns]
+    kept = mapped >= 0
+    # kept values before each stored position; a row's offsets read it at its ends
+    before = np.zeros(len(kept) + 1, dtype=offsets.dtype)
+    np.cumsum(kept, out=before[1:])
+    return mapped[kept].astype(offsets.dtype), before[offsets], values[kept]
 
 
 # --- the checks every array passes on its way to a loop ---------------------------
@@ -1032,15 +1051,12 @@ def csr_times_rows_embedding(X, column_map, weight: torch.Tensor) -> np.ndarray:
         raise ValueError(f"weight must hold {X.dtype}, got float32.")
     identity = isinstance(column_map, CheckedColumnMap) and column_map.identity
     column_map = _checked_column_map(column_map, X.shape[1], weight.shape[0])
+    arrays = X.indices, X.indptr, X.data
+    if not identity:
+        arrays = kept_entries_array(column_map, *arrays)
     with warnings.catch_warnings():  # a read-only X is only read
         warnings.simplefilter("ignore", UserWarning)
-        columns, offsets, values = (
-            torch.from_numpy(a) for a in (X.indices, X.indptr, X.data)
-        )
-        if not identity:
-            columns, offsets, values = kept_entries(
-                torch.from_numpy(column_map), columns, offsets, values
-            )
+        columns, offsets, values = (torch.from_numpy(a) for a in arrays)
     if columns.dtype != offsets.dtype:  # embedding_bag needs them alike
         columns, offsets = columns.to(torch.int64), offsets.to(torch.int64)
     with torch.no_grad():

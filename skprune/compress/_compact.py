@@ -742,16 +742,13 @@ def _dense_cost(layout: str, n_out: int, from_memory: bool) -> float:
 
 def _select_columns(X, column_map: np.ndarray):
     """The CSR matrix ``X`` restricted to the columns ``column_map`` keeps."""
-    columns, offsets, values = _kernels.kept_entries(
-        torch.from_numpy(column_map),
-        torch.from_numpy(X.indices),
-        torch.from_numpy(X.indptr),
-        torch.from_numpy(X.data),
+    column_map = np.asarray(column_map)
+    indices = X.indices.astype(np.int64, copy=False)
+    columns, offsets, values = _kernels.kept_entries_array(
+        column_map.astype(np.int64, copy=False), indices, X.indptr, X.data
     )
     n_kept = int((column_map >= 0).sum())
-    return sp.csr_matrix(
-        (values.numpy(), columns.numpy(), offsets.numpy()), shape=(X.shape[0], n_kept)
-    )
+    return sp.csr_matrix((values, columns, offsets), shape=(X.shape[0], n_kept))
 
 
 _ACTIVATIONS = {

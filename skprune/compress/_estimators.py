@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
 from .._validation import validate_prediction_data
@@ -172,7 +171,7 @@ calls fit.
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities, of shape (n_samples, n_classes)."""
-        return softmax(self._network_outputs(X).astype(np.float64), axis=1)
+        return _softmax(self._network_outputs(X).astype(np.float64))
 
     def predict(self, X) -> np.ndarray:
         """Predicted class labels, of shape (n_samples,)."""
@@ -239,6 +238,13 @@ class CompressedRegressor(RegressorMixin, CompressedModel):
     def predict(self, X) -> np.ndarray:
         """Predicted targets, of shape (n_samples,) or (n_samples, n_outputs)."""
         return _as_targets(self._network_outputs(X).astype(np.float64))
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over each row, as ``scipy.special.softmax(logits, axis=1)`` computes
+    it, op for op (the same bits), without its array-namespace dispatch."""
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
 
 
 def _as_targets(outputs: np.ndarray) -> np.ndarray:
