@@ -321,3 +321,24 @@ def test_a_forced_block_layout_on_scattered_weights_pads_and_stays_exact():
         two_layers(first, ["csr", "dense"]).decision_function(X),
         rtol=1e-6,
     )
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 1 << 20])
+def test_block_padding_by_row_chunks_counts_every_zero_a_block_copy_stores(
+    chunk, monkeypatch
+):
+    # Padding is counted a few rows at a time (its temporaries stay small at
+    # hashing width); whatever the chunk, it is the brute-force count.
+    monkeypatch.setattr(_kernels, "_PADDING_CHUNK", chunk)
+    rng = np.random.default_rng(0)
+    for trial in range(40):
+        n, m = int(rng.integers(1, 30)), int(rng.integers(1, 40))
+        matrix = sp.random(n, m, density=rng.random(), format="csr", random_state=trial)
+        kept = matrix.toarray() != 0
+        for width in (1, 3, 8, 16):
+            expected = 0
+            for i in range(n):
+                for j in range(0, m, width):
+                    run = kept[i, j : j + width]
+                    expected += int(run.size - run.sum()) if run.any() else 0
+            assert _kernels.block_padding(matrix, width) == expected

@@ -504,18 +504,32 @@ def _canonical(matrix):
     return matrix
 
 
-def _entry_blocks(matrix, block_size: int):
-    """Row, column block and the number of column blocks of each stored entry."""
+def _check_block_size(block_size) -> None:
     if (
         not isinstance(block_size, int | np.integer)
         or isinstance(block_size, bool)
         or block_size < 1
     ):
         raise ValueError(f"block_size must be a positive integer, got {block_size!r}.")
+
+
+def _entry_blocks(matrix, block_size: int, rows: slice = slice(None)):
+    """Row (from the slice's start), column block and the number of column blocks
+    of each stored entry of the rows ``rows`` (all of them by default)."""
+    _check_block_size(block_size)
     n_rows, n_columns = matrix.shape
-    rows = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(matrix.indptr))
-    blocks = matrix.indices.astype(np.int64) // block_size
-    return rows, blocks, -(-n_columns // block_size)
+    start, stop, _ = rows.indices(n_rows)
+    lo, hi = matrix.indptr[start], matrix.indptr[stop]
+    counts = np.diff(matrix.indptr[start : stop + 1])
+    row_of_entry = np.repeat(np.arange(stop - start, dtype=np.int64), counts)
+    blocks = matrix.indices[lo:hi].astype(np.int64) // block_size
+    return row_of_entry, blocks, -(-n_columns // block_size)
+
+
+#: Entries per pass of :func:`block_padding`: its temporaries (a few int64 arrays
+#: of this length) stay small however large the weight (a first layer at hashing
+#: width keeps tens of millions of entries).
+_PADDING_CHUNK = 1 << 20
 
 
 def block_padding(matrix, block_size: int) -> int:
@@ -537,12 +551,23 @@ def block_padding(matrix, block_size: int) -> int:
     matrix = _canonical(
         _checked_csr(matrix, "matrix", _INT8 if matrix.dtype == _INT8 else None)
     )
-    rows, blocks, n_column_blocks = _entry_blocks(matrix, block_size)
-    keys = rows * n_column_blocks + blocks
-    first = np.ones(len(keys), dtype=bool)
-    first[1:] = keys[1:] != keys[:-1]
-    widths = np.minimum(block_size, matrix.shape[1] - blocks[first] * block_size)
-    return int(widths.sum()) - matrix.nnz
+    _check_block_size(block_size)
+    n_rows, n_columns = matrix.shape
+    indptr, stored, start = matrix.indptr, 0, 0
+    while start < n_rows:
+        # Whole rows (a block never spans two), about _PADDING_CHUNK entries.
+        stop = int(np.searchsorted(indptr, indptr[start] + _PADDING_CHUNK, "right"))
+        stop = min(max(stop - 1, start + 1), n_rows)
+        rows, blocks, n_column_blocks = _entry_blocks(
+            matrix, block_size, slice(start, stop)
+        )
+        keys = rows * n_column_blocks + blocks
+        first = np.ones(len(keys), dtype=bool)
+        first[1:] = keys[1:] != keys[:-1]
+        widths = np.minimum(block_size, n_columns - blocks[first] * block_size)
+        stored += int(widths.sum())
+        start = stop
+    return stored - matrix.nnz
 
 
 def _read_only(array: np.ndarray) -> np.ndarray:
