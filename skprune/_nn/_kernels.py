@@ -529,7 +529,7 @@ def _entry_blocks(matrix, block_size: int, rows: slice = slice(None)):
 #: Entries per pass of :func:`block_padding`: its temporaries (a few int64 arrays
 #: of this length) stay small however large the weight (a first layer at hashing
 #: width keeps tens of millions of entries).
-_PADDING_CHUNK = 1 << 20
+_PADDING_CHUNK = 1 << 18
 
 
 def block_padding(matrix, block_size: int) -> int:
