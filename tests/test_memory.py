@@ -64,7 +64,7 @@ def test_wide_fit_peaks_at_four_times_the_first_layers_weights():
     assert growth <= 4 * weight_bytes
 
 
-# Builds a module with a 2^18 x 256 first layer (256 MiB of float32 weights), 90%
+# Builds a module with a 2^18 x 256 first layer (256 MiB of float32 weights), 99%
 # of its weights zeroed at random (every hidden unit stays alive), in a fresh
 # process, then prints how far compact_mlp raises the peak RSS above the memory
 # resident before it, in bytes, and the first layer's weight bytes.
@@ -80,7 +80,7 @@ WIDE_COMPRESS = textwrap.dedent(
     weight = module.layers[0].weight
     with torch.no_grad():  # by rows: no weight-sized temporary before the peak
         for rows in torch.arange(n_features).split(4096):
-            weight[rows] *= torch.rand(len(rows), hidden) >= 0.9
+            weight[rows] *= torch.rand(len(rows), hidden) >= 0.99
     compact_mlp(MLPModule(n_features=8, n_classes=4))  # first calls, unmeasured
     def kib(field):
         return int(open("/proc/self/status").read().split(field + ":")[1].split()[0])
@@ -97,10 +97,11 @@ WIDE_COMPRESS = textwrap.dedent(
 
 @pytest.mark.parametrize("dtype", ["float32", "int8"])
 def test_compress_adds_at_most_three_quarters_of_the_first_layers_bytes(dtype):
-    """At 10% kept the float32 result is CSR, a fifth of the dense weight (a
-    value and an index per weight kept), and the constructor's checked copy
-    doubles it while the arguments live; the int8 one is dense int8 rows, a
-    quarter; chunks of rows add 4 MiB. Measured: 0.46 and 0.48. The float32
+    """At 1% kept the float32 result is CSR (the layout the cost model picks
+    there; at 10% it holds dense rows, the whole weight), a fiftieth of the
+    dense weight, and the constructor's checked copy doubles it while the
+    arguments live; the int8 one is int8 CSR or rows; chunks of rows add
+    4 MiB. The bound is loose: what it catches is a weight-sized copy. The float32
     clone, the cut-down copies and the dense-to-CSR conversion this replaced
     added 3.0 (float32) and 4.3 (int8) copies of the weight."""
     out = subprocess.run(

@@ -49,26 +49,25 @@ __all__ = [
 # stored value of the CSR input for the first layer, a non-zero activation for
 # the others): the products ``benchmarks/layout_cost.py`` times (2,000 rows,
 # 256 outputs, uniform data at 10,000 and 100,000 features and 20 Newsgroups
-# TF-IDF, densities 0.5% to 50%, torch on one thread), from its least loaded
-# runs on a shared 2-core AMD EPYC (load 3 to 5: noisy; a quiet run of the
-# script is to replace them; it prints them in this form). A CSR weight adds
-# the surviving weights of the input's row, prefetched, at one cost wherever
-# the weight lies; a dense row adds every weight, vectorised, cheaply from
-# cache and at memory speed beyond it.
+# TF-IDF, densities 0.5% to 50%, torch on one thread), from its quiet run
+# (``benchmarks/results/layout_cost.md``, commit 7ef5dd0, load 1.0). A CSR
+# weight adds the surviving weights of the input's row, prefetched, at one
+# cost wherever the weight lies; a dense row adds every weight, vectorised,
+# cheaply from cache and at memory speed beyond it. The fixed cost of a CSR
+# walk (16 ns an input value) is what a whole 256-wide row costs from memory
+# (20 ns): CSR wins only below about 2% kept.
 _COST_NS = {
     # layout: (per input value, per surviving weight)
-    "csr": (10.0, 0.66),
-    "dense-csr": (15.0, 1.2),
-    # layout: (per input value, per kept block of the input's row), at 8 wide:
-    # the script's block-csr line (a loaded run: 11 + 13.1 per block against
-    # csr's 28 + 2.4 per weight) scaled to the csr line above; the walk is
-    # csr's, so its fixed part too.
-    "block-csr": (10.0, 3.6),
+    "csr": (16.2, 0.925),
+    "dense-csr": (13.7, 0.721),
+    # layout: (per input value, per kept block of the input's row), 8 wide
+    "block-csr": (12.5, 4.223),
     # layout: (per input value, per weight from cache, per weight from memory)
-    "row-sparse": (0.0, 0.05, 0.15),  # torch's embedding_bag
-    "row-sparse-int8": (0.0, 0.06, 0.10),  # the compiled loop over int8 rows
-    "dense": (0.0, 0.12, 0.12),
+    "row-sparse": (0.0, 0.050, 0.079),  # torch's embedding_bag
+    "row-sparse-int8": (0.0, 0.056, 0.073),  # the compiled loop over int8 rows
+    "dense": (0.0, 0.067, 0.067),
 }
+
 #: Weights larger than this (bytes) are read from memory, not from cache.
 _CACHE_BYTES = 16 * 2**20
 
@@ -633,9 +632,8 @@ def choose_layouts(weights) -> list[str]:
     weights cost more when the whole weight exceeds the cache. The constants
     were measured across densities from 0.5% to 50% on uniform data and 20
     Newsgroups TF-IDF (``benchmarks/layout_cost.py``); the cheaper layout wins.
-    So a weight in cache goes CSR only when very sparse (below about 1.5%
-    kept for the first layer), a weight far larger than the cache below about
-    20%.
+    So a first layer goes CSR only when very sparse: below about 2% kept
+    when it is far larger than the cache, almost never when it fits in it.
 
     Parameters
     ----------
@@ -653,7 +651,7 @@ def choose_layouts(weights) -> list[str]:
 
     Examples
     --------
-    A first layer keeping 5% of its weights multiplies as CSR when it is far
+    A first layer keeping 1% of its weights multiplies as CSR when it is far
     larger than the cache, as dense rows when it is small enough to stay in it
     (the cost model's cache term); the small last layer multiplies dense:
 
@@ -662,10 +660,10 @@ def choose_layouts(weights) -> list[str]:
     >>> from skprune.compress import LAYOUTS, choose_layouts
     >>> LAYOUTS
     ('csr', 'block-csr', 'row-sparse', 'dense')
-    >>> wide = sp.random(20_000, 256, density=0.05, format="csr", random_state=0)
+    >>> wide = sp.random(20_000, 256, density=0.01, format="csr", random_state=0)
     >>> choose_layouts([wide, np.ones((256, 3))])
     ['csr', 'dense']
-    >>> narrow = sp.random(2_000, 256, density=0.05, format="csr", random_state=0)
+    >>> narrow = sp.random(2_000, 256, density=0.01, format="csr", random_state=0)
     >>> choose_layouts([narrow, np.ones((256, 3))])
     ['row-sparse', 'dense']
     """
