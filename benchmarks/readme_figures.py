@@ -56,6 +56,8 @@ PAGES = (
     DOCS / "user_guide" / "sparse.rst",
     DOCS / "user_guide" / "prune_ratio.rst",
     DOCS / "user_guide" / "persistence.rst",
+    DOCS / "user_guide" / "compression.rst",
+    DOCS / "user_guide" / "onnx.rst",
 )
 REGION = re.compile(
     r"(<!-- figures:(?P<name>[a-z0-9_-]+) -->\n)(?P<body>.*?)"
@@ -357,6 +359,72 @@ def ratio_search() -> str:
     return _with(body, "python benchmarks/ratio_search.py", md_provenance(path))
 
 
+def _deploy_sections(path: Path) -> list[tuple[str, str, str]]:
+    """(dataset, table, verdict line) of each dataset section of deploy.md."""
+    sections = []
+    for part in path.read_text().split("\n## ")[1:]:
+        name = part.splitlines()[0].strip()
+        table = "\n".join(line for line in part.splitlines() if line.startswith("|"))
+        verdict = next(
+            line
+            for line in part.splitlines()
+            if line.startswith(("Smallest compressed", "No compressed"))
+        )
+        sections.append((name, table, verdict))
+    return sections
+
+
+#: The README's rows of the deployment table: the usual choices, the pruned
+#: estimator, and its compressed forms at the ratios the bars name.
+DEPLOY_HEADLINE = (
+    "LogisticRegression(C=10)",
+    "SGDClassifier()",
+    "MLPClassifier((256,), max_iter=10)",
+    "PrunedClassifier('weight', 0.9)",
+    "PrunedClassifier('weight', 0.9).compress()",
+    "PrunedClassifier('weight', 0.9).compress(dtype='int8')",
+    "PrunedClassifier('weight', 0.95).compress(dtype='int8')",
+    "PrunedClassifier('block', 0.95).compress(dtype='int8')",
+    "PrunedClassifier('neuron', 0.9).compress()",
+    "PrunedClassifier('feature', 0.95).compress(dtype='int8')",
+)
+
+
+def _deploy(headline: bool) -> str:
+    path = RESULTS / "deploy.md"
+    parts = []
+    for name, table, verdict in _deploy_sections(path):
+        lines = table.splitlines()
+        if headline:
+            keep = [
+                line
+                for line in lines[2:]
+                if line.split("|")[1].strip() in DEPLOY_HEADLINE
+            ]
+            lines = lines[:2] + keep
+        parts.append(f"**{name}**\n\n" + "\n".join(lines) + f"\n\n{verdict}")
+    body = "\n\n".join(parts)
+    return _with(body, "python benchmarks/deploy.py", md_provenance(path))
+
+
+def deploy() -> str:
+    """The deployment table, headline rows (the documentation has every row)."""
+    return _deploy(headline=True)
+
+
+def deploy_all() -> str:
+    """The deployment table, every row."""
+    return _deploy(headline=False)
+
+
+def onnx_export() -> str:
+    path = RESULTS / "onnx_export.md"
+    text = path.read_text()
+    intro = next(line for line in text.splitlines() if "TF-IDF features" in line)
+    body = intro + "\n\n" + md_tables(path)[0]
+    return _with(body, "python benchmarks/onnx_export.py", md_provenance(path))
+
+
 def _examples() -> tuple[Path, dict | None]:
     path = RESULTS / "readme_examples.json"
     return path, json.loads(path.read_text()) if path.exists() else None
@@ -404,6 +472,9 @@ FIGURES: dict[str, Callable[[], str]] = {
     "prediction": prediction,
     "hashing": hashing,
     "ratio-search": ratio_search,
+    "deploy": deploy,
+    "deploy-all": deploy_all,
+    "onnx-export": onnx_export,
 }
 
 
