@@ -457,3 +457,68 @@ def test_the_regressor_prunes_whole_blocks_and_compresses_to_its_predictions():
     mask = reg.masks_["layers.0.weight"]  # (30 inputs, 10 outputs): 30 x 3 blocks
     assert assert_whole_blocks(mask, 1, 4) == 90 - 45
     np.testing.assert_allclose(reg.compress().predict(X), reg.predict(X), atol=1e-5)
+
+
+class _EpochRecorder(Callback):
+    """A user's own callback: counts the epochs it saw."""
+
+    def initialize(self):
+        self.epochs_ = 0
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        self.epochs_ += 1
+
+
+class _UsersNet(nn.Module):
+    """A user's own module: probabilities (skorch's NLLLoss takes their log)."""
+
+    def __init__(self):
+        super().__init__()
+        self.hidden = nn.Linear(300, 12)
+        self.out = nn.Linear(12, 3)
+
+    def forward(self, X):
+        return torch.softmax(self.out(torch.relu(self.hidden(X))), dim=-1)
+
+
+def test_a_users_own_net_prunes_whole_blocks_with_class_weights_and_reloads(
+    text_data, tmp_path
+):
+    from skorch import NeuralNetClassifier
+
+    X, y = text_data
+    X = X[:, :300].toarray().astype(np.float32)
+    net = NeuralNetClassifier(
+        _UsersNet,
+        criterion=torch.nn.NLLLoss,
+        optimizer=torch.optim.SGD,
+        lr=0.3,
+        max_epochs=3,
+        batch_size=32,
+        train_split=None,
+        callbacks=[("recorder", _EpochRecorder())],
+        verbose=0,
+    )
+    clf = PrunedClassifier(
+        net,
+        granularity="block",
+        block_size=4,
+        prune_ratio=0.75,
+        class_weight="balanced",
+        retrain_epochs=1,
+        random_state=0,
+    ).fit(X, y)
+    mask = torch.as_tensor(clf.masks_["hidden.weight"])
+    total = n_blocks(tuple(mask.shape), 0, 4)
+    assert assert_whole_blocks(mask, 0, 4) == total - round(0.75 * total)
+    weight = clf.estimator_.module_.hidden.weight.detach()
+    assert not weight[~mask].any()  # pruned blocks hold zeros
+    recorder = dict(clf.estimator_.callbacks_)["recorder"]
+    assert recorder.epochs_ == len(clf.estimator_.history)  # the user's callback ran
+    proba = clf.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    path = tmp_path / "users_net.skprune"
+    skprune.save(clf, path)
+    loaded = skprune.load(path, trusted=[_UsersNet, _EpochRecorder])
+    np.testing.assert_array_equal(loaded.predict_proba(X), proba)
